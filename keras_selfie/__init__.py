@@ -1,0 +1,26 @@
+"""keras_selfie: Selfie self-supervised image pretraining for Keras 3."""
+
+try:
+    import tensorflow  # noqa: F401
+except ImportError as error:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "keras_selfie needs TensorFlow. Install it with the package: "
+        "`pip install keras-selfie[cpu]` (tensorflow-cpu) or "
+        "`pip install keras-selfie[gpu]` (tensorflow with CUDA)."
+    ) from error
+
+from keras_selfie import layers
+from keras_selfie import losses
+from keras_selfie import models
+from keras_selfie.layers import AttentionPooling
+from keras_selfie.layers import PatchExtractor
+from keras_selfie.layers import RowColPositionalEmbedding
+from keras_selfie.layers import TransformerBlock
+from keras_selfie.losses import DistractorSoftmaxLoss
+from keras_selfie.models import SelfiePretrainer
+from keras_selfie.models import patch_network
+from keras_selfie.models import resnet50
+from keras_selfie.models import transfer_to_resnet36_attention_pooling
+from keras_selfie.models import transfer_to_resnet50
+
+__version__ = "0.1.0"

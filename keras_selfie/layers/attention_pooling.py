@@ -1,0 +1,158 @@
+import keras
+from keras import ops
+
+from keras_selfie.layers.transformer_block import TransformerBlock
+from keras_selfie.utils.initializers import bert_initializer
+from keras_selfie.utils.initializers import clone_initializer
+from keras_selfie.utils.validation import check_fraction
+from keras_selfie.utils.validation import check_positive_int
+
+
+@keras.saving.register_keras_serializable(package="keras_selfie")
+class AttentionPooling(keras.layers.Layer):
+    """Pools a set of feature vectors into one with Transformer layers.
+
+    Selfie's attention pooling network `A`: a learned vector `u0` is put in
+    front of the inputs `h_1 ... h_n`, the sequence goes through
+    `num_layers` BERT Transformer layers, and only the first output, `u`, is
+    kept:
+
+    `u, h'_1, ..., h'_n = TransformerLayers(u0, h_1, ..., h_n)`.
+
+    Without position information the result does not depend on the order of
+    the inputs.
+
+    Args:
+        num_layers: int. Number of Transformer layers.
+        num_heads: int. Attention heads per layer; must divide the feature
+            size `d` of the inputs.
+        intermediate_dim: int. Width of each feed-forward layer.
+        dropout: float in [0, 1). Dropout inside the Transformer layers.
+            Defaults to `0.1`, the value the paper gives.
+        layer_norm_epsilon: float. Defaults to `1e-12`, as in BERT.
+        kernel_initializer: initializer of the dense kernels and of `u0`.
+            Defaults to a truncated normal with standard deviation 0.02, as
+            in BERT.
+        **kwargs: other keyword arguments passed to `keras.layers.Layer`,
+            including `name`, `trainable`, `dtype` etc.
+
+    Call arguments:
+        inputs: float tensor of shape `(batch_size, n, d)`.
+        mask: optional boolean tensor of shape `(batch_size, n)`; `False`
+            marks inputs to ignore. `u0` is always attended to.
+        training: boolean, whether dropout is active.
+
+    Returns:
+        The pooled vectors `u`, of shape `(batch_size, d)`.
+
+    Example:
+
+    ```python
+    features = np.random.normal(size=(2, 12, 64)).astype("float32")
+    pooling = keras_selfie.layers.AttentionPooling(
+        num_layers=2, num_heads=4, intermediate_dim=128
+    )
+    u = pooling(features)  # shape (2, 64)
+    ```
+
+    Reference:
+     - [Trinh et al., 2019](https://arxiv.org/abs/1906.02940), Section 2.1.
+    """
+
+    def __init__(
+        self,
+        num_layers,
+        num_heads,
+        intermediate_dim,
+        dropout=0.1,
+        layer_norm_epsilon=1e-12,
+        kernel_initializer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_layers = check_positive_int("num_layers", num_layers)
+        self.num_heads = check_positive_int("num_heads", num_heads)
+        self.intermediate_dim = check_positive_int(
+            "intermediate_dim", intermediate_dim
+        )
+        self.dropout = check_fraction("dropout", dropout)
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.kernel_initializer = keras.initializers.get(
+            kernel_initializer or bert_initializer()
+        )
+        self.supports_masking = True
+
+    def build(self, inputs_shape):
+        if len(inputs_shape) != 3 or inputs_shape[-1] is None:
+            raise ValueError(
+                "AttentionPooling expects inputs of shape (batch_size, n, d) "
+                f"with a known d. Received shape={tuple(inputs_shape)}"
+            )
+        dim = inputs_shape[-1]
+        self.pooling_token = self.add_weight(
+            name="pooling_token",
+            shape=(dim,),
+            initializer=clone_initializer(self.kernel_initializer),
+        )
+        sequence_shape = (inputs_shape[0], None, dim)
+        self.transformer_layers = []
+        for i in range(self.num_layers):
+            block = TransformerBlock(
+                num_heads=self.num_heads,
+                intermediate_dim=self.intermediate_dim,
+                dropout=self.dropout,
+                layer_norm_epsilon=self.layer_norm_epsilon,
+                kernel_initializer=clone_initializer(self.kernel_initializer),
+                dtype=self.dtype_policy,
+                name=f"transformer_layer_{i}",
+            )
+            block.build(sequence_shape)
+            self.transformer_layers.append(block)
+        self.built = True
+
+    def call(self, inputs, mask=None, training=None):
+        batch_size = ops.shape(inputs)[0]
+        dim = inputs.shape[-1]
+        token = ops.cast(self.pooling_token, inputs.dtype)
+        token = ops.broadcast_to(
+            ops.reshape(token, (1, 1, dim)), (batch_size, 1, dim)
+        )
+        x = ops.concatenate([token, inputs], axis=1)
+        attention_mask = None
+        if mask is not None:
+            keys = ops.concatenate(
+                [
+                    ops.ones((batch_size, 1), dtype="bool"),
+                    ops.cast(mask, "bool"),
+                ],
+                axis=1,
+            )
+            length = ops.shape(keys)[1]
+            attention_mask = ops.broadcast_to(
+                keys[:, None, :], (batch_size, length, length)
+            )
+        for block in self.transformer_layers:
+            x = block(x, attention_mask=attention_mask, training=training)
+        return x[:, 0, :]
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, inputs_shape):
+        return (inputs_shape[0], inputs_shape[-1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_layers": self.num_layers,
+                "num_heads": self.num_heads,
+                "intermediate_dim": self.intermediate_dim,
+                "dropout": self.dropout,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+            }
+        )
+        return config

@@ -1,0 +1,411 @@
+import keras
+from keras import ops
+
+from keras_selfie.layers.attention_pooling import AttentionPooling
+from keras_selfie.layers.patch_extractor import PatchExtractor
+from keras_selfie.layers.row_col_positional_embedding import (
+    RowColPositionalEmbedding,
+)
+from keras_selfie.losses.distractor_softmax_loss import DistractorSoftmaxLoss
+from keras_selfie.losses.distractor_softmax_loss import distractor_logits
+from keras_selfie.models.resnet import feature_dim
+from keras_selfie.models.resnet import patch_network
+from keras_selfie.utils.distribution import replica_slice_of_global_draw
+from keras_selfie.utils.distribution import scale_for_replicas
+from keras_selfie.utils.random import uniform
+from keras_selfie.utils.validation import check_image_dtype
+from keras_selfie.utils.validation import check_image_shape
+from keras_selfie.utils.validation import check_positive_int
+from keras_selfie.utils.validation import to_pair
+
+
+@keras.saving.register_keras_serializable(package="keras_selfie")
+class SelfiePretrainer(keras.Model):
+    """Selfie: self-supervised pretraining by masked patch prediction.
+
+    Each training step, for every image of the batch:
+
+    1. the image is cut into a grid of `N` patches (`PatchExtractor`);
+    2. the `N` positions are split at random into `N - M` encoder and `M`
+       decoder positions (a fresh split per image and step, drawn with
+       `keras.random` from the model's `SeedGenerator`);
+    3. all `B * N` patches of the batch go through the patch network `P`
+       (ResNet-50 stages 1-3 + global average pooling) in one call;
+    4. the encoder patches' features are pooled into one vector `u` by the
+       attention pooling network `A`;
+    5. for every decoder position `j`, the query is
+       `v_j = u + row_emb[r(j)] + col_emb[c(j)]`;
+    6. the loss is the softmax cross-entropy of `<v_j, h_k>` over the `M`
+       decoder patches `k` of the image, right answer `k = j`
+       (`DistractorSoftmaxLoss`). All `M` positions are predicted at once.
+
+    The model reports `loss` and `patch_accuracy` (the share of decoder
+    positions whose best-scoring patch is the right one; chance is `1/M`).
+    `fit()` takes batches of images, or `(images, anything)` tuples whose
+    second element is ignored. uint8 images are scaled to `[0, 1]`; float
+    images are used as they are.
+
+    After pretraining, `transfer_to_resnet50(pretrainer)` puts `P`'s weights
+    into a ResNet-50 for fine-tuning.
+
+    Args:
+        image_size: int or `(height, width)`. Size of the input images.
+            Defaults to 32 (CIFAR-10).
+        patch_size: int. Side of the square patches; must divide both image
+            sizes. The paper uses 8 for 32x32 images and 32 for 224x224.
+        num_channels: int. Channels of the input images. Defaults to 3.
+        num_decoder_patches: int or `None`. `M`, the number of positions
+            to predict per image, at least 2 and fewer than half the
+            patches (the paper gives the encoder the larger part). `None`
+            uses `N // 4`, the choice of both public reimplementations
+            (4 of 16 patches).
+        stem: `"cifar"` (3x3 stride-1 convolution, no max-pool; for 8x8
+            patches) or `"imagenet"` (the `keras.applications.ResNet50`
+            stem; for 32x32 patches).
+        width: float. Width multiplier of `P`; 1.0 is ResNet-50 and gives
+            features of size `d = 1024`. Smaller values keep the ResNet-50
+            structure at a fraction of the cost.
+        num_layers: int. Transformer layers in `A`. Defaults to 3, the
+            smaller of the two public reimplementations (the paper leaves
+            it open).
+        num_heads: int. Attention heads per layer; must divide `d`.
+            Defaults to 32, as that reimplementation.
+        intermediate_dim: int. Feed-forward width in `A`. Defaults to 640,
+            as that reimplementation.
+        dropout: float. Dropout in `A`. Defaults to 0.1, as in the paper.
+        encoder_position_embedding: bool. Whether encoder patches also get a
+            (separate, row/column) position embedding before `A`. The paper
+            adds position only to the queries, so this defaults to `False`.
+        synchronized_batch_norm: bool. Whether `P`'s batch normalisation
+            uses the statistics of the global batch under a `tf.distribute`
+            strategy (at a cost of one all-reduce per layer). Defaults to
+            `False`: each replica normalises over its own `B * N` patches.
+        seed: int or `None`. Seed of the encoder/decoder splits.
+        **kwargs: other keyword arguments passed to `keras.Model`, such as
+            `name` or `dtype`.
+
+    Call arguments:
+        images: `(batch_size, height, width, num_channels)`, uint8 or float.
+        decoder_positions: optional int tensor `(batch_size, M)` of distinct
+            grid positions to predict. Drawn at random when `None`.
+        training: boolean, whether batch normalisation and dropout run in
+            training mode.
+
+    Returns:
+        A dict with `"logits"` `(batch_size, M, M)` (row `j` scores the `M`
+        decoder patches for position `j`; the right answer is column `j`),
+        `"decoder_positions"` `(batch_size, M)`, `"queries"` and
+        `"targets"` `(batch_size, M, d)` (the `v_j` and `h_j`).
+
+    Example:
+
+    ```python
+    import tensorflow_datasets as tfds
+    import keras_selfie
+
+    images = tfds.load("cifar10", split="train", as_supervised=True)
+    images = images.map(lambda x, y: x).shuffle(10_000).batch(64)
+    pretrainer = keras_selfie.SelfiePretrainer(image_size=32, patch_size=8)
+    pretrainer.compile(optimizer=keras.optimizers.AdamW(1e-3))
+    pretrainer.fit(images, epochs=10)
+    resnet = keras_selfie.transfer_to_resnet50(pretrainer, classes=10)
+    ```
+
+    Reference:
+     - [Trinh et al., 2019](https://arxiv.org/abs/1906.02940)
+    """
+
+    def __init__(
+        self,
+        image_size=32,
+        patch_size=8,
+        num_channels=3,
+        num_decoder_patches=None,
+        stem="cifar",
+        width=1.0,
+        num_layers=3,
+        num_heads=32,
+        intermediate_dim=640,
+        dropout=0.1,
+        encoder_position_embedding=False,
+        synchronized_batch_norm=False,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.image_size = to_pair("image_size", image_size)
+        self.num_channels = check_positive_int("num_channels", num_channels)
+        self.patch_extractor = PatchExtractor(
+            patch_size, dtype=self.dtype_policy, name="patch_extractor"
+        )
+        self.patch_size = self.patch_extractor.patch_size
+        self.grid_size = self.patch_extractor.grid_size(
+            (None, *self.image_size, self.num_channels)
+        )
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.num_decoder_patches = self._check_num_decoder_patches(
+            num_decoder_patches
+        )
+        self.num_encoder_patches = self.num_patches - self.num_decoder_patches
+        self.stem = stem
+        self.width = width
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.intermediate_dim = intermediate_dim
+        self.dropout = dropout
+        self.encoder_position_embedding = bool(encoder_position_embedding)
+        self.synchronized_batch_norm = bool(synchronized_batch_norm)
+        self.seed = seed
+
+        self.patch_network = patch_network(
+            num_channels=self.num_channels,
+            stem=stem,
+            width=width,
+            synchronized=self.synchronized_batch_norm,
+        )
+        self.feature_dim = feature_dim(width)
+        self.attention_pooling = AttentionPooling(
+            num_layers=num_layers,
+            num_heads=num_heads,
+            intermediate_dim=intermediate_dim,
+            dropout=dropout,
+            dtype=self.dtype_policy,
+            name="attention_pooling",
+        )
+        self.query_position_embedding = RowColPositionalEmbedding(
+            self.grid_size,
+            self.feature_dim,
+            dtype=self.dtype_policy,
+            name="query_position_embedding",
+        )
+        self.encoder_position_embedding_layer = None
+        if self.encoder_position_embedding:
+            self.encoder_position_embedding_layer = RowColPositionalEmbedding(
+                self.grid_size,
+                self.feature_dim,
+                dtype=self.dtype_policy,
+                name="encoder_position_embedding",
+            )
+        self.seed_generator = keras.random.SeedGenerator(
+            seed, name="split_seed_generator"
+        )
+        self.patch_accuracy_tracker = keras.metrics.Mean(name="patch_accuracy")
+        self.distractor_loss = DistractorSoftmaxLoss()
+        self.build((None, *self.image_size, self.num_channels))
+
+    def _check_num_decoder_patches(self, value):
+        n = self.num_patches
+        largest = (n - 1) // 2
+        if value is None:
+            value = n // 4
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 2 <= value <= largest
+        ):
+            if largest < 2:
+                raise ValueError(
+                    f"A {self.grid_size[0]}x{self.grid_size[1]} patch grid "
+                    f"({n} patches) is too small for Selfie: it needs at "
+                    "least 2 decoder patches and more encoder than decoder "
+                    "patches, so at least 5 patches. Use a smaller "
+                    "`patch_size`."
+                )
+            raise ValueError(
+                "Argument `num_decoder_patches` must be an integer from 2 to "
+                f"{largest} for a grid of {n} patches (at least one "
+                "distractor, and the encoder keeps more than half of the "
+                f"patches). Received: num_decoder_patches={value!r}"
+            )
+        return value
+
+    def build(self, input_shape=None):
+        sequence_shape = (None, None, self.feature_dim)
+        self.attention_pooling.build(sequence_shape)
+        self.query_position_embedding.build()
+        if self.encoder_position_embedding_layer is not None:
+            self.encoder_position_embedding_layer.build()
+        self.built = True
+
+    def _preprocess(self, images):
+        check_image_shape(
+            "images", images.shape, (*self.image_size, self.num_channels)
+        )
+        dtype = check_image_dtype("images", images.dtype)
+        images = ops.cast(images, self.compute_dtype)
+        if dtype == "uint8":
+            images = images / 255.0
+        return images
+
+    def sample_split(self, batch_size):
+        """Draws a random encoder/decoder split for each image.
+
+        Args:
+            batch_size: number of images (an int or a scalar tensor).
+
+        Returns:
+            `(encoder_positions, decoder_positions)`, int32 tensors of shape
+            `(batch_size, N - M)` and `(batch_size, M)`, disjoint and
+            together covering all `N` grid positions of each image.
+        """
+        noise = replica_slice_of_global_draw(
+            lambda size: uniform(
+                (size, self.num_patches), self.seed_generator
+            ),
+            batch_size,
+        )
+        order = ops.cast(ops.argsort(noise, axis=-1), "int32")
+        return (
+            order[:, : self.num_encoder_patches],
+            order[:, self.num_encoder_patches :],
+        )
+
+    def _complement(self, decoder_positions):
+        is_decoder = ops.sum(
+            ops.one_hot(decoder_positions, self.num_patches, dtype="int32"),
+            axis=1,
+        )
+        order = ops.cast(ops.argsort(is_decoder, axis=-1), "int32")
+        return order[:, : self.num_encoder_patches]
+
+    def call(self, images, decoder_positions=None, training=None):
+        images = self._preprocess(images)
+        batch_size = ops.shape(images)[0]
+        patches = self.patch_extractor(images)
+        # One batched call of P over all B * N patches (the paper's
+        # "efficient implementation"): a single large convolution per layer.
+        features = self.patch_network(
+            ops.reshape(
+                patches,
+                (-1, self.patch_size, self.patch_size, self.num_channels),
+            ),
+            training=training,
+        )
+        features = ops.reshape(
+            features, (-1, self.num_patches, self.feature_dim)
+        )
+        if decoder_positions is None:
+            encoder_positions, decoder_positions = self.sample_split(
+                batch_size
+            )
+        else:
+            decoder_positions = self._check_decoder_positions(
+                decoder_positions
+            )
+            encoder_positions = self._complement(decoder_positions)
+        encoder_features = ops.take_along_axis(
+            features, encoder_positions[:, :, None], axis=1
+        )
+        if self.encoder_position_embedding_layer is not None:
+            encoder_features = (
+                encoder_features
+                + self.encoder_position_embedding_layer(encoder_positions)
+            )
+        pooled = self.attention_pooling(encoder_features, training=training)
+        queries = pooled[:, None, :] + self.query_position_embedding(
+            decoder_positions
+        )
+        targets = ops.take_along_axis(
+            features, decoder_positions[:, :, None], axis=1
+        )
+        return {
+            "logits": distractor_logits(queries, targets),
+            "decoder_positions": decoder_positions,
+            "queries": queries,
+            "targets": targets,
+        }
+
+    def _check_decoder_positions(self, decoder_positions):
+        decoder_positions = ops.convert_to_tensor(decoder_positions)
+        shape = tuple(decoder_positions.shape)
+        if len(shape) != 2 or shape[1] != self.num_decoder_patches:
+            raise ValueError(
+                "`decoder_positions` must have shape (batch_size, "
+                f"{self.num_decoder_patches}). Received shape={shape}"
+            )
+        return ops.cast(decoder_positions, "int32")
+
+    def compile(self, optimizer="adam", loss=None, **kwargs):
+        """Configures the model for pretraining.
+
+        Args:
+            optimizer: a `keras.optimizers.Optimizer` or its name.
+            loss: the pretext loss, called as `loss(targets, queries)`.
+                Defaults to `DistractorSoftmaxLoss()`.
+            **kwargs: other arguments of `keras.Model.compile`, such as
+                `jit_compile` or `steps_per_execution`. `metrics` is not
+                accepted: the model reports `loss` and `patch_accuracy`.
+        """
+        if kwargs.get("metrics") or kwargs.get("weighted_metrics"):
+            raise ValueError(
+                "SelfiePretrainer reports its own metrics (`loss` and "
+                "`patch_accuracy`); `metrics` and `weighted_metrics` must be "
+                f"left unset. Received: {kwargs.get('metrics')!r}"
+            )
+        if kwargs.get("loss_weights") is not None:
+            raise ValueError(
+                "SelfiePretrainer has a single loss; `loss_weights` must be "
+                "left unset."
+            )
+        self.distractor_loss = (
+            DistractorSoftmaxLoss() if loss is None else keras.losses.get(loss)
+        )
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config is not None:
+            config["loss"] = keras.saving.serialize_keras_object(
+                self.distractor_loss
+            )
+        return config
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            # Creates the optimizer's variables so that its saved state loads.
+            self.optimizer.build(self.trainable_variables)
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        # `y`, if the data has one (e.g. class labels), is not used.
+        loss = self.distractor_loss(
+            y_pred["targets"], y_pred["queries"], sample_weight=sample_weight
+        )
+        for extra in self.losses:
+            loss = loss + scale_for_replicas(ops.cast(extra, loss.dtype))
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        logits = y_pred["logits"]
+        correct = ops.equal(
+            ops.cast(ops.argmax(logits, axis=-1), "int32"),
+            ops.arange(self.num_decoder_patches, dtype="int32")[None, :],
+        )
+        self.patch_accuracy_tracker.update_state(
+            ops.cast(correct, "float32"), sample_weight=sample_weight
+        )
+        return self.get_metrics_result()
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "image_size": self.image_size,
+                "patch_size": self.patch_size,
+                "num_channels": self.num_channels,
+                "num_decoder_patches": self.num_decoder_patches,
+                "stem": self.stem,
+                "width": self.width,
+                "num_layers": self.num_layers,
+                "num_heads": self.num_heads,
+                "intermediate_dim": self.intermediate_dim,
+                "dropout": self.dropout,
+                "encoder_position_embedding": self.encoder_position_embedding,
+                "synchronized_batch_norm": self.synchronized_batch_norm,
+                "seed": self.seed,
+            }
+        )
+        return config

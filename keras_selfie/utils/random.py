@@ -1,0 +1,39 @@
+"""Random draws inside a training step that XLA does not change."""
+
+from keras import ops
+
+_GOLDEN = 0x9E3779B9
+
+
+def _mix(x):
+    # The "lowbias32" integer finalizer (C. Wellons, hash-prospector): every
+    # input bit flips each output bit with probability close to 1/2.
+    x = ops.bitwise_xor(x, ops.right_shift(x, 16))
+    x = x * ops.cast(0x7FEB352D, "uint32")
+    x = ops.bitwise_xor(x, ops.right_shift(x, 15))
+    x = x * ops.cast(0x846CA68B, "uint32")
+    return ops.bitwise_xor(x, ops.right_shift(x, 16))
+
+
+def uniform(shape, seed_generator):
+    """Uniform `[0, 1)` float32 values of a 2-D `shape`, from a seed generator.
+
+    TensorFlow's stateless random ops give other numbers inside an
+    XLA-compiled step than outside it (XLA's Philox stream differs from TF's
+    CPU kernel when the seed is not a constant), so `jit_compile=True` would
+    train on other encoder/decoder splits than `jit_compile=False` for the
+    same seed. Hashing `(seed, position)` with integer `keras.ops` gives the
+    same numbers on every device, backend and compiler, with static shapes.
+
+    Args:
+        shape: `(rows, cols)`; `rows` may be a scalar tensor.
+        seed_generator: a `keras.random.SeedGenerator`; advanced by one.
+    """
+    rows, cols = shape
+    seed = ops.cast(seed_generator.next(), "uint32")
+    key = _mix(ops.bitwise_xor(_mix(seed[0] + _GOLDEN), seed[1]))
+    index = ops.cast(ops.arange(rows * cols, dtype="int32"), "uint32")
+    bits = _mix(ops.bitwise_xor(_mix(index + key), key))
+    # The top 24 bits fill a float32 mantissa exactly.
+    values = ops.cast(ops.right_shift(bits, 8), "float32") * (2.0**-24)
+    return ops.reshape(values, (rows, cols))
