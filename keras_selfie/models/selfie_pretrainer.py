@@ -80,6 +80,13 @@ class SelfiePretrainer(keras.Model):
             uses the statistics of the global batch under a `tf.distribute`
             strategy (at a cost of one all-reduce per layer). Defaults to
             `False`: each replica normalises over its own `B * N` patches.
+        position_embedding_initializer: initializer of the row and column
+            embeddings. Defaults to a normal with standard deviation
+            `sqrt(1/2)`, so that `row + column` has unit variance, the scale
+            of `u` (a layer-norm output). The queries of different positions
+            then differ from the first step; BERT's 0.02 makes them nearly
+            equal to `u` and slows learning (the PyTorch reimplementation
+            draws N(0, 1) per position).
         seed: int or `None`. Seed of the encoder/decoder splits.
         **kwargs: other keyword arguments passed to `keras.Model`, such as
             `name` or `dtype`.
@@ -129,6 +136,7 @@ class SelfiePretrainer(keras.Model):
         dropout=0.1,
         encoder_position_embedding=False,
         synchronized_batch_norm=False,
+        position_embedding_initializer=None,
         seed=None,
         **kwargs,
     ):
@@ -156,6 +164,13 @@ class SelfiePretrainer(keras.Model):
         self.encoder_position_embedding = bool(encoder_position_embedding)
         self.synchronized_batch_norm = bool(synchronized_batch_norm)
         self.seed = seed
+        if position_embedding_initializer is None:
+            position_embedding_initializer = keras.initializers.RandomNormal(
+                stddev=0.5**0.5
+            )
+        self.position_embedding_initializer = keras.initializers.get(
+            position_embedding_initializer
+        )
 
         self.patch_network = patch_network(
             num_channels=self.num_channels,
@@ -175,6 +190,7 @@ class SelfiePretrainer(keras.Model):
         self.query_position_embedding = RowColPositionalEmbedding(
             self.grid_size,
             self.feature_dim,
+            embeddings_initializer=self.position_embedding_initializer,
             dtype=self.dtype_policy,
             name="query_position_embedding",
         )
@@ -183,6 +199,7 @@ class SelfiePretrainer(keras.Model):
             self.encoder_position_embedding_layer = RowColPositionalEmbedding(
                 self.grid_size,
                 self.feature_dim,
+                embeddings_initializer=self.position_embedding_initializer,
                 dtype=self.dtype_policy,
                 name="encoder_position_embedding",
             )
@@ -405,6 +422,11 @@ class SelfiePretrainer(keras.Model):
                 "dropout": self.dropout,
                 "encoder_position_embedding": self.encoder_position_embedding,
                 "synchronized_batch_norm": self.synchronized_batch_norm,
+                "position_embedding_initializer": (
+                    keras.initializers.serialize(
+                        self.position_embedding_initializer
+                    )
+                ),
                 "seed": self.seed,
             }
         )

@@ -1,0 +1,50 @@
+"""Shared test set-up.
+
+TensorFlow fixes its devices when it first runs an op, so the two logical
+CPUs that the distribution tests need are made here, before any test runs.
+"""
+
+import os
+import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _cpus[0],
+    [tf.config.LogicalDeviceConfiguration()] * 2,
+)
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_TFDS = REPO.parent / "shared" / "datasets" / "tensorflow_datasets"
+
+# The smallest pretrainer that keeps the full structure: ResNet-50 stages 1-3
+# at 1/8 width (d = 128), one Transformer layer.
+TINY = dict(
+    image_size=32,
+    patch_size=8,
+    width=0.125,
+    num_layers=1,
+    num_heads=4,
+    intermediate_dim=64,
+)
+
+
+@pytest.fixture
+def tiny_config():
+    return dict(TINY)
+
+
+@pytest.fixture
+def tfds_data_dir():
+    """The folder holding the real CIFAR-10 in TFDS format, or a skip."""
+    path = os.environ.get("TFDS_DATA_DIR") or str(SHARED_TFDS)
+    if not (pathlib.Path(path) / "cifar10").is_dir():
+        pytest.skip(
+            f"CIFAR-10 in TFDS format not found under {path}; set "
+            "TFDS_DATA_DIR to a folder holding cifar10/ to run this test."
+        )
+    return path

@@ -1,0 +1,294 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from keras_selfie.layers import TransformerBlock
+
+_erf = np.vectorize(math.erf)
+
+
+def _np(x):
+    # Through a tensor: NumPy 2 warns when it reads a Keras variable directly.
+    x = x.numpy() if isinstance(x, keras.Variable) else x
+    return keras.ops.convert_to_numpy(x).astype("float64")
+
+
+def _gelu(x):
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+
+
+def _layer_norm(x, norm):
+    mean = x.mean(-1, keepdims=True)
+    variance = x.var(-1, keepdims=True)
+    normed = (x - mean) / np.sqrt(variance + norm.epsilon)
+    return normed * _np(norm.gamma) + _np(norm.beta)
+
+
+def _softmax(x):
+    x = x - x.max(-1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(-1, keepdims=True)
+
+
+def _reference(block, x, attention_mask=None):
+    """BERT post-LN block in NumPy, from the block's own weights."""
+    x = x.astype("float64")
+    mha = block._self_attention
+    q = np.einsum("bsd,dhk->bshk", x, _np(mha._query_dense.kernel))
+    q = q + _np(mha._query_dense.bias)
+    k = np.einsum("bsd,dhk->bshk", x, _np(mha._key_dense.kernel))
+    k = k + _np(mha._key_dense.bias)
+    v = np.einsum("bsd,dhk->bshk", x, _np(mha._value_dense.kernel))
+    v = v + _np(mha._value_dense.bias)
+    key_dim = q.shape[-1]
+    scores = np.einsum("bqhk,bshk->bhqs", q, k) / math.sqrt(key_dim)
+    if attention_mask is not None:
+        scores = np.where(attention_mask[:, None], scores, -1e9)
+    probs = _softmax(scores)
+    context = np.einsum("bhqs,bshk->bqhk", probs, v)
+    attended = np.einsum(
+        "bqhk,hkd->bqd", context, _np(mha._output_dense.kernel)
+    ) + _np(mha._output_dense.bias)
+    x = _layer_norm(x + attended, block._attention_norm)
+    hidden = _gelu(
+        x @ _np(block._intermediate_dense.kernel)
+        + _np(block._intermediate_dense.bias)
+    )
+    hidden = hidden @ _np(block._output_dense.kernel) + _np(
+        block._output_dense.bias
+    )
+    return _layer_norm(x + hidden, block._output_norm)
+
+
+def _randomise_weights(layer, seed, scale=0.3):
+    # Non-zero biases and non-trivial layer-norm scales, so that a wrong
+    # wiring of any weight shows in the output.
+    rng = np.random.default_rng(seed)
+    values = []
+    for weight in layer.weights:
+        offset = 1.0 if "gamma" in weight.path else 0.0
+        values.append(scale * rng.normal(size=weight.shape) + offset)
+    layer.set_weights([value.astype("float32") for value in values])
+
+
+def _block(seed=0, dim=8, num_heads=2, intermediate_dim=16, **kwargs):
+    block = TransformerBlock(
+        num_heads=num_heads,
+        intermediate_dim=intermediate_dim,
+        dropout=kwargs.pop("dropout", 0.0),
+        **kwargs,
+    )
+    block.build((None, None, dim))
+    _randomise_weights(block, seed)
+    return block
+
+
+def _inputs(seed, shape=(2, 5, 8)):
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+@pytest.mark.parametrize("num_heads", [1, 2, 4])
+def test_matches_numpy_bert_block(num_heads):
+    block = _block(seed=num_heads, num_heads=num_heads)
+    x = _inputs(10)
+    outputs = keras.ops.convert_to_numpy(block(x))
+    np.testing.assert_allclose(outputs, _reference(block, x), atol=1e-4)
+
+
+def test_matches_numpy_bert_block_with_mask():
+    block = _block(seed=3)
+    x = _inputs(11)
+    mask = np.ones((2, 5, 5), bool)
+    mask[0, :, 3] = False
+    mask[1, :, 0:2] = False
+    outputs = keras.ops.convert_to_numpy(block(x, attention_mask=mask))
+    np.testing.assert_allclose(
+        outputs, _reference(block, x, attention_mask=mask), atol=1e-4
+    )
+
+
+def test_output_is_post_layer_norm():
+    # Post-LN: the last op is the output layer norm, so with gamma = 1 and
+    # beta = 0 every output vector has mean 0 and variance 1.
+    block = _block(seed=4)
+    block._output_norm.gamma.assign(np.ones(8, "float32"))
+    block._output_norm.beta.assign(np.zeros(8, "float32"))
+    outputs = keras.ops.convert_to_numpy(block(3.0 * _inputs(12) + 1.0))
+    np.testing.assert_allclose(outputs.mean(-1), 0.0, atol=1e-5)
+    np.testing.assert_allclose(outputs.var(-1), 1.0, atol=1e-4)
+
+
+def test_residual_connections():
+    # With both branches switched off (zero output kernels and biases) the
+    # block reduces to LayerNorm(LayerNorm(x)), i.e. the residuals carry x.
+    block = _block(seed=5)
+    zeros = np.zeros_like
+    mha_out = block._self_attention._output_dense
+    mha_out.kernel.assign(zeros(_np(mha_out.kernel), dtype="float32"))
+    mha_out.bias.assign(zeros(_np(mha_out.bias), dtype="float32"))
+    block._output_dense.kernel.assign(np.zeros((16, 8), "float32"))
+    block._output_dense.bias.assign(np.zeros(8, "float32"))
+    x = _inputs(13)
+    expected = _layer_norm(
+        _layer_norm(x.astype("float64"), block._attention_norm),
+        block._output_norm,
+    )
+    outputs = keras.ops.convert_to_numpy(block(x))
+    np.testing.assert_allclose(outputs, expected, atol=1e-4)
+
+
+def test_attention_mask_masks_keys():
+    block = _block(seed=6)
+    x = _inputs(14)
+    mask = np.ones((2, 5, 5), bool)
+    mask[:, :, 2] = False
+    changed = x.copy()
+    changed[:, 2] += 5.0
+
+    before = keras.ops.convert_to_numpy(block(x, attention_mask=mask))
+    after = keras.ops.convert_to_numpy(block(changed, attention_mask=mask))
+    others = [0, 1, 3, 4]
+    np.testing.assert_allclose(after[:, others], before[:, others], atol=1e-5)
+    # The masked position's own output still depends on its input.
+    assert not np.allclose(after[:, 2], before[:, 2], atol=1e-3)
+
+    # Without the mask, the change reaches every position.
+    unmasked = keras.ops.convert_to_numpy(block(changed))
+    assert not np.allclose(
+        unmasked[:, others],
+        keras.ops.convert_to_numpy(block(x))[:, others],
+        atol=1e-3,
+    )
+
+
+def test_dropout_zero_training_equals_inference():
+    block = _block(seed=7)
+    x = _inputs(15)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(block(x, training=True)),
+        keras.ops.convert_to_numpy(block(x, training=False)),
+        atol=1e-6,
+    )
+
+
+def test_dropout_active_only_in_training():
+    block = _block(seed=8, dropout=0.5)
+    x = _inputs(16)
+    first = keras.ops.convert_to_numpy(block(x, training=True))
+    second = keras.ops.convert_to_numpy(block(x, training=True))
+    assert not np.allclose(first, second, atol=1e-3)
+    inference = keras.ops.convert_to_numpy(block(x, training=False))
+    np.testing.assert_allclose(inference, _reference(block, x), atol=1e-4)
+
+
+@pytest.mark.parametrize("num_heads, dim", [(3, 8), (5, 8), (16, 8)])
+def test_num_heads_must_divide_width(num_heads, dim):
+    block = TransformerBlock(num_heads=num_heads, intermediate_dim=16)
+    with pytest.raises(
+        ValueError, match=f"num_heads={num_heads} for feature size {dim}"
+    ):
+        block(np.zeros((1, 3, dim), "float32"))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(num_heads=0, intermediate_dim=8), "num_heads"),
+        (dict(num_heads=2, intermediate_dim=0), "intermediate_dim"),
+        (dict(num_heads=2, intermediate_dim=8, dropout=1.0), "dropout"),
+        (dict(num_heads=2, intermediate_dim=8, dropout=-0.1), "dropout"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TransformerBlock(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "dim, num_heads, intermediate_dim", [(8, 2, 16), (12, 3, 20), (16, 4, 8)]
+)
+def test_weight_count(dim, num_heads, intermediate_dim):
+    block = TransformerBlock(
+        num_heads=num_heads, intermediate_dim=intermediate_dim
+    )
+    block.build((None, None, dim))
+    attention = 4 * dim * dim + 4 * dim
+    layer_norms = 2 * 2 * dim
+    feed_forward = 2 * dim * intermediate_dim + intermediate_dim + dim
+    assert block.count_params() == attention + layer_norms + feed_forward
+    assert len(block.trainable_weights) == 16
+
+
+def test_weights_not_initialised_equal():
+    block = TransformerBlock(num_heads=2, intermediate_dim=16)
+    block.build((None, None, 8))
+    mha = block._self_attention
+    query = _np(mha._query_dense.kernel)
+    key = _np(mha._key_dense.kernel)
+    value = _np(mha._value_dense.kernel)
+    assert not np.allclose(query, key)
+    assert not np.allclose(key, value)
+    assert 0.005 < query.std() < 0.03
+
+
+def test_weights_not_initialised_equal_with_seeded_initializer():
+    # Identical query and key kernels make every attention score start as
+    # <Wx_i, Wx_j>; a seeded initializer must not force that.
+    block = TransformerBlock(
+        num_heads=2,
+        intermediate_dim=16,
+        kernel_initializer=keras.initializers.TruncatedNormal(
+            stddev=0.02, seed=3
+        ),
+    )
+    block.build((None, None, 8))
+    mha = block._self_attention
+    assert not np.allclose(
+        _np(mha._query_dense.kernel), _np(mha._key_dense.kernel)
+    )
+
+
+def test_output_shape():
+    block = _block(seed=9)
+    assert block.compute_output_shape((2, 5, 8)) == (2, 5, 8)
+    outputs = block(keras.Input((None, 8)))
+    assert tuple(outputs.shape) == (None, None, 8)
+
+
+def test_config_round_trip():
+    block = TransformerBlock(
+        num_heads=4,
+        intermediate_dim=32,
+        dropout=0.2,
+        activation="relu",
+        layer_norm_epsilon=1e-6,
+        kernel_initializer=keras.initializers.RandomNormal(stddev=0.1),
+        name="block",
+    )
+    config = block.get_config()
+    for key, value in [
+        ("num_heads", 4),
+        ("intermediate_dim", 32),
+        ("dropout", 0.2),
+        ("layer_norm_epsilon", 1e-6),
+    ]:
+        assert config[key] == value
+    restored = TransformerBlock.from_config(config)
+    assert restored.get_config() == config
+    assert restored.activation is keras.activations.relu
+    assert restored.kernel_initializer.stddev == 0.1
+
+
+def test_serialization_round_trip_keeps_outputs():
+    block = _block(seed=10)
+    x = _inputs(17)
+    expected = keras.ops.convert_to_numpy(block(x))
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(block)
+    )
+    restored.set_weights(block.get_weights())
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(restored(x)), expected, atol=1e-6
+    )
