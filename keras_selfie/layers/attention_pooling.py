@@ -102,7 +102,10 @@ class AttentionPooling(keras.layers.Layer):
                 intermediate_dim=self.intermediate_dim,
                 dropout=self.dropout,
                 layer_norm_epsilon=self.layer_norm_epsilon,
-                kernel_initializer=clone_initializer(self.kernel_initializer),
+                # Each block takes six kernels' worth of seed offsets.
+                kernel_initializer=clone_initializer(
+                    self.kernel_initializer, offset=1 + 6 * i
+                ),
                 dtype=self.dtype_policy,
                 name=f"transformer_layer_{i}",
             )

@@ -13,8 +13,10 @@ class PatchExtractor(keras.layers.Layer):
     An image of shape `(height, width, channels)` becomes
     `num_patches = (height // patch_size) * (width // patch_size)` patches,
     indexed row-major: patch `i` sits at grid row `i // grid_width` and grid
-    column `i % grid_width`. Pixels are only rearranged, never changed, so the
-    output keeps the input dtype (uint8 or floating point).
+    column `i % grid_width`. Pixels are only rearranged, never changed: uint8
+    images stay uint8, and floating-point images come out in the layer's
+    compute dtype (Keras casts float inputs to it, losslessly for float16
+    and bfloat16 under the default float32 policy).
 
     Args:
         patch_size: int. Side length `p` of the square patches. The image height

@@ -65,7 +65,7 @@ class RowColPositionalEmbedding(keras.layers.Layer):
         self.row_embeddings = self.add_weight(
             name="row_embeddings",
             shape=(rows, self.dim),
-            initializer=clone_initializer(self.embeddings_initializer),
+            initializer=clone_initializer(self.embeddings_initializer, offset=1),
         )
         self.column_embeddings = self.add_weight(
             name="column_embeddings",

@@ -81,6 +81,20 @@ class TransformerBlock(keras.layers.Layer):
             **common,
         )
         self._self_attention.build(inputs_shape, inputs_shape)
+        # MultiHeadAttention gives its four kernels copies of one
+        # initializer; with a seeded one they would start equal.
+        for offset, dense in enumerate(
+            (
+                self._self_attention.query_dense,
+                self._self_attention.key_dense,
+                self._self_attention.value_dense,
+                self._self_attention.output_dense,
+            )
+        ):
+            initializer = clone_initializer(self.kernel_initializer, offset)
+            dense.kernel.assign(
+                initializer(dense.kernel.shape, dense.kernel.dtype)
+            )
         self._attention_dropout = keras.layers.Dropout(
             self.dropout, name="attention_dropout", **common
         )
@@ -91,14 +105,14 @@ class TransformerBlock(keras.layers.Layer):
         self._intermediate_dense = keras.layers.Dense(
             self.intermediate_dim,
             activation=self.activation,
-            kernel_initializer=clone_initializer(self.kernel_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer, 4),
             name="intermediate_dense",
             **common,
         )
         self._intermediate_dense.build(inputs_shape)
         self._output_dense = keras.layers.Dense(
             hidden_dim,
-            kernel_initializer=clone_initializer(self.kernel_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer, 5),
             name="output_dense",
             **common,
         )

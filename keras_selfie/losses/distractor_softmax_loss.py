@@ -88,17 +88,29 @@ class DistractorSoftmaxLoss(keras.losses.Loss):
     ):
         super().__init__(reduction=reduction, name=name, dtype=dtype)
 
-    def call(self, y_true, y_pred):
+    def __call__(self, y_true, y_pred, sample_weight=None):
         for arg, value in (("y_true", y_true), ("y_pred", y_pred)):
             if len(value.shape) != 3:
                 raise ValueError(
                     f"DistractorSoftmaxLoss expects `{arg}` of shape "
                     f"(batch_size, M, d). Received shape={tuple(value.shape)}"
                 )
-        if tuple(y_true.shape[1:]) != tuple(y_pred.shape[1:]):
+        if any(
+            a is not None and b is not None and a != b
+            for a, b in zip(y_true.shape, y_pred.shape)
+        ):
             raise ValueError(
                 "DistractorSoftmaxLoss expects `y_true` (decoder features) "
                 "and `y_pred` (queries) of the same shape. Received "
                 f"{tuple(y_true.shape)} and {tuple(y_pred.shape)}"
             )
+        if sample_weight is not None:
+            sample_weight = ops.convert_to_tensor(sample_weight)
+            if len(sample_weight.shape) == 1:
+                # One weight per image; Keras would align it with the last
+                # axis (the M positions) instead.
+                sample_weight = sample_weight[:, None]
+        return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+
+    def call(self, y_true, y_pred):
         return distractor_softmax_crossentropy(y_true, y_pred)

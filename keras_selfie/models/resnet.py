@@ -53,54 +53,86 @@ def feature_dim(width, num_stages=PATCH_NETWORK_STAGES):
     return 4 * scaled_filters(filters, width)
 
 
-def _batch_norm(name, synchronized):
-    return keras.layers.BatchNormalization(
-        axis=-1, epsilon=BN_EPSILON, synchronized=synchronized, name=name
-    )
+class _Layers:
+    """Makes the builders' layers with one batch-norm mode and dtype."""
+
+    def __init__(self, synchronized, dtype):
+        self.synchronized = synchronized
+        self.dtype = dtype
+
+    def conv(self, filters, kernel_size, name, strides=1, padding="valid"):
+        return keras.layers.Conv2D(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            name=name,
+            dtype=self.dtype,
+        )
+
+    def batch_norm(self, name):
+        return keras.layers.BatchNormalization(
+            axis=-1,
+            epsilon=BN_EPSILON,
+            synchronized=self.synchronized,
+            name=name,
+            dtype=self.dtype,
+        )
+
+    def relu(self, name):
+        return keras.layers.Activation("relu", name=name, dtype=self.dtype)
+
+    def pad(self, padding, name):
+        return keras.layers.ZeroPadding2D(
+            padding=padding, name=name, dtype=self.dtype
+        )
 
 
-def _stem(x, stem, width, synchronized):
+def _stem(x, stem, width, make):
     filters = scaled_filters(STEM_FILTERS, width)
     if stem == "imagenet":
-        x = keras.layers.ZeroPadding2D(padding=3, name="conv1_pad")(x)
-        x = keras.layers.Conv2D(filters, 7, strides=2, name="conv1_conv")(x)
+        x = make.pad(3, "conv1_pad")(x)
+        x = make.conv(filters, 7, "conv1_conv", strides=2)(x)
     else:
-        x = keras.layers.ZeroPadding2D(padding=1, name="conv1_pad")(x)
-        x = keras.layers.Conv2D(filters, 3, strides=1, name="conv1_conv")(x)
-    x = _batch_norm("conv1_bn", synchronized)(x)
-    x = keras.layers.Activation("relu", name="conv1_relu")(x)
+        x = make.pad(1, "conv1_pad")(x)
+        x = make.conv(filters, 3, "conv1_conv")(x)
+    x = make.batch_norm("conv1_bn")(x)
+    x = make.relu("conv1_relu")(x)
     if stem == "imagenet":
-        x = keras.layers.ZeroPadding2D(padding=1, name="pool1_pad")(x)
-        x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+        x = make.pad(1, "pool1_pad")(x)
+        x = keras.layers.MaxPooling2D(
+            3, strides=2, name="pool1_pool", dtype=make.dtype
+        )(x)
     return x
 
 
-def _bottleneck_block(x, filters, stride, conv_shortcut, name, synchronized):
+def _bottleneck_block(x, filters, stride, conv_shortcut, name, make):
     if conv_shortcut:
-        shortcut = keras.layers.Conv2D(
-            4 * filters, 1, strides=stride, name=f"{name}_0_conv"
-        )(x)
-        shortcut = _batch_norm(f"{name}_0_bn", synchronized)(shortcut)
+        shortcut = make.conv(4 * filters, 1, f"{name}_0_conv", strides=stride)(
+            x
+        )
+        shortcut = make.batch_norm(f"{name}_0_bn")(shortcut)
     else:
         shortcut = x
-    x = keras.layers.Conv2D(filters, 1, strides=stride, name=f"{name}_1_conv")(
-        x
-    )
-    x = _batch_norm(f"{name}_1_bn", synchronized)(x)
-    x = keras.layers.Activation("relu", name=f"{name}_1_relu")(x)
-    x = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_2_conv")(
-        x
-    )
-    x = _batch_norm(f"{name}_2_bn", synchronized)(x)
-    x = keras.layers.Activation("relu", name=f"{name}_2_relu")(x)
-    x = keras.layers.Conv2D(4 * filters, 1, name=f"{name}_3_conv")(x)
-    x = _batch_norm(f"{name}_3_bn", synchronized)(x)
-    x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
-    return keras.layers.Activation("relu", name=f"{name}_out")(x)
+    x = make.conv(filters, 1, f"{name}_1_conv", strides=stride)(x)
+    x = make.batch_norm(f"{name}_1_bn")(x)
+    x = make.relu(f"{name}_1_relu")(x)
+    x = make.conv(filters, 3, f"{name}_2_conv", padding="same")(x)
+    x = make.batch_norm(f"{name}_2_bn")(x)
+    x = make.relu(f"{name}_2_relu")(x)
+    x = make.conv(4 * filters, 1, f"{name}_3_conv")(x)
+    x = make.batch_norm(f"{name}_3_bn")(x)
+    x = keras.layers.Add(name=f"{name}_add", dtype=make.dtype)([shortcut, x])
+    return make.relu(f"{name}_out")(x)
 
 
 def resnet50_stages(
-    inputs, stem="imagenet", width=1.0, num_stages=4, synchronized=False
+    inputs,
+    stem="imagenet",
+    width=1.0,
+    num_stages=4,
+    synchronized=False,
+    dtype=None,
 ):
     """Applies the stem and the first `num_stages` stages of ResNet-50.
 
@@ -114,6 +146,7 @@ def resnet50_stages(
         num_stages: int in 1-4. 3 stops at `conv4_block6_out` (Selfie's P).
         synchronized: bool. Whether batch normalisation uses the statistics
             of the global batch under a `tf.distribute` strategy.
+        dtype: dtype policy of the layers; `None` uses Keras' global policy.
 
     Returns:
         The output tensor of the last stage.
@@ -126,7 +159,8 @@ def resnet50_stages(
             f"Argument `num_stages` must be at most {len(STAGES)}. "
             f"Received: num_stages={num_stages}"
         )
-    x = _stem(inputs, stem, width, synchronized)
+    make = _Layers(synchronized, dtype)
+    x = _stem(inputs, stem, width, make)
     for name, filters, blocks, stride in STAGES[:num_stages]:
         filters = scaled_filters(filters, width)
         for i in range(1, blocks + 1):
@@ -136,13 +170,18 @@ def resnet50_stages(
                 stride=stride if i == 1 else 1,
                 conv_shortcut=i == 1,
                 name=f"{name}_block{i}",
-                synchronized=synchronized,
+                make=make,
             )
     return x
 
 
 def patch_network(
-    num_channels=3, stem="cifar", width=1.0, synchronized=False, name=None
+    num_channels=3,
+    stem="cifar",
+    width=1.0,
+    synchronized=False,
+    dtype=None,
+    name=None,
 ):
     """Builds Selfie's patch network P.
 
@@ -159,6 +198,8 @@ def patch_network(
         width: float. Width multiplier; 1.0 is ResNet-50.
         synchronized: bool. Synchronised batch normalisation across
             replicas.
+        dtype: dtype policy of the layers (e.g. `"mixed_float16"`); `None`
+            uses Keras' global policy.
         name: name of the model. Defaults to `"patch_network"`.
 
     Returns:
@@ -173,8 +214,11 @@ def patch_network(
         width=width,
         num_stages=PATCH_NETWORK_STAGES,
         synchronized=synchronized,
+        dtype=dtype,
     )
-    outputs = keras.layers.GlobalAveragePooling2D(name="patch_pool")(x)
+    outputs = keras.layers.GlobalAveragePooling2D(
+        name="patch_pool", dtype=dtype
+    )(x)
     return keras.Model(inputs, outputs, name=name or "patch_network")
 
 

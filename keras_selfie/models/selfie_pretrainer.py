@@ -177,6 +177,7 @@ class SelfiePretrainer(keras.Model):
             stem=stem,
             width=width,
             synchronized=self.synchronized_batch_norm,
+            dtype=self.dtype_policy,
         )
         self.feature_dim = feature_dim(width)
         self.attention_pooling = AttentionPooling(
@@ -340,7 +341,27 @@ class SelfiePretrainer(keras.Model):
                 "`decoder_positions` must have shape (batch_size, "
                 f"{self.num_decoder_patches}). Received shape={shape}"
             )
+        if not isinstance(decoder_positions, keras.KerasTensor):
+            self._check_decoder_position_values(decoder_positions)
         return ops.cast(decoder_positions, "int32")
+
+    def _check_decoder_position_values(self, decoder_positions):
+        # Values are known only outside a traced function; inside one
+        # (fit, predict) positions come from `sample_split`, valid by
+        # construction.
+        try:
+            values = ops.convert_to_numpy(decoder_positions)
+        except Exception:  # A symbolic tensor inside tf.function.
+            return
+        distinct = all(len(set(row)) == len(row) for row in values.tolist())
+        if values.min() < 0 or values.max() >= self.num_patches or not (
+            distinct
+        ):
+            raise ValueError(
+                "`decoder_positions` must hold distinct grid positions in "
+                f"[0, {self.num_patches}) in each row. Received: "
+                f"{values.tolist()}"
+            )
 
     def compile(self, optimizer="adam", loss=None, **kwargs):
         """Configures the model for pretraining.
@@ -371,7 +392,7 @@ class SelfiePretrainer(keras.Model):
 
     def get_compile_config(self):
         config = super().get_compile_config()
-        if config is not None:
+        if config:
             config["loss"] = keras.saving.serialize_keras_object(
                 self.distractor_loss
             )

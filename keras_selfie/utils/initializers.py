@@ -6,12 +6,17 @@ def bert_initializer():
     return keras.initializers.TruncatedNormal(stddev=0.02)
 
 
-def clone_initializer(initializer):
-    """Returns a fresh copy of `initializer`.
+def clone_initializer(initializer, offset=0):
+    """Returns a fresh copy of `initializer` for one more weight.
 
-    Seeded Keras initializers give the same values on every call; a copy per
-    weight keeps two weights built from one argument from starting equal.
+    A seeded Keras initializer gives the same values on every call, so two
+    weights built from one argument would start equal. The copy's integer
+    seed, if it has one, is shifted by `offset`: give each weight that shares
+    an initializer its own offset.
     """
     if not isinstance(initializer, keras.initializers.Initializer):
         return initializer
-    return initializer.__class__.from_config(initializer.get_config())
+    config = initializer.get_config()
+    if isinstance(config.get("seed"), int):
+        config["seed"] += offset
+    return initializer.__class__.from_config(config)

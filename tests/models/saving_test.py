@@ -51,7 +51,7 @@ LOAD_SCRIPT = textwrap.dedent(
         "weight_paths": [w.path for w in model.weights],
         "optimizer_paths": [v.path for v in model.optimizer.variables],
     }
-    history = model.fit(inputs["train"], batch_size=4, epochs=1, verbose=0)
+    history = model.fit(inputs["train"][:4], batch_size=4, epochs=1, verbose=0)
     report["history"] = {k: [float(x) for x in v]
                          for k, v in history.history.items()}
     report["iterations_after_fit"] = int(model.optimizer.iterations)
@@ -63,6 +63,8 @@ LOAD_SCRIPT = textwrap.dedent(
 
 
 def _np(x):
+    if isinstance(x, keras.Variable):
+        return x.numpy()
     return keras.ops.convert_to_numpy(x)
 
 
@@ -198,7 +200,8 @@ def test_get_config_from_config_round_trip(tiny_config):
     assert [w.path for w in clone.weights] == [
         w.path for w in pretrainer.weights
     ]
-    clone.set_weights(pretrainer.get_weights())
+    for source, destination in zip(pretrainer.weights, clone.weights):
+        destination.assign(source)
     images = np.random.default_rng(1).uniform(size=(2, 32, 32, 3))
     images = images.astype("float32")
     positions = np.array([[0, 6, 9], [15, 2, 4]], dtype="int32")
@@ -213,3 +216,19 @@ def test_get_config_from_config_round_trip(tiny_config):
     assert serialized["registered_name"] == "keras_selfie>SelfiePretrainer"
     revived = keras.saving.deserialize_keras_object(serialized)
     assert revived.get_config() == config
+
+
+def test_uncompiled_pretrainer_loads_uncompiled(tiny_config, tmp_path):
+    # Keras gives `{}` as the compile config of an uncompiled model; adding
+    # the loss to it made loading compile the model with a default Adam
+    # (and warn that the saved optimizer had no variables).
+    pretrainer = keras_selfie.SelfiePretrainer(**tiny_config, seed=9)
+    assert not pretrainer.compiled
+    assert pretrainer.get_compile_config() in (None, {})
+    path = tmp_path / "uncompiled.keras"
+    pretrainer.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert isinstance(loaded, keras_selfie.SelfiePretrainer)
+    assert not loaded.compiled
+    for expected, actual in zip(pretrainer.weights, loaded.weights):
+        np.testing.assert_array_equal(_np(actual), _np(expected))

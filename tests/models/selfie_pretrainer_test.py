@@ -10,6 +10,8 @@ from keras_selfie.losses.distractor_softmax_loss import distractor_logits
 
 
 def _np(x):
+    if isinstance(x, keras.Variable):
+        return x.numpy()
     return keras.ops.convert_to_numpy(x)
 
 
@@ -49,9 +51,10 @@ class TestSplit:
             assert sorted([*row_e, *row_d]) == list(range(16))
 
     def test_images_get_different_splits(self, tiny):
-        _, decoder = tiny.sample_split(8)
+        _, decoder = tiny.sample_split(16)
         splits = {frozenset(row) for row in _np(decoder)}
-        assert len(splits) == 8
+        # 16 draws from the 1820 sets of 4 of 16 positions rarely repeat.
+        assert len(splits) >= 14
 
     def test_consecutive_calls_differ(self, tiny):
         first = _np(tiny.sample_split(4)[1])
@@ -75,7 +78,7 @@ class TestSplit:
         counts = np.bincount(_np(decoder).ravel(), minlength=16)
         frequency = counts / 2000
         # M / N = 1/4; the standard deviation of each share is ~0.01.
-        np.testing.assert_allclose(frequency, 0.25, atol=0.04)
+        np.testing.assert_allclose(frequency, 0.25, atol=0.05)
 
     def test_random_split_in_call(self, tiny):
         images = _images((3, 32, 32, 3))
@@ -111,29 +114,30 @@ class TestSplit:
         assert tuple(encoder.shape) == (2, num_patches - default_m)
 
 
-class TestForwardPass:
-    @pytest.fixture(scope="class")
-    def model(self):
-        # A 3x5 grid, so that rows and columns cannot be mixed up.
-        model = keras_selfie.SelfiePretrainer(
-            image_size=(24, 40),
-            patch_size=8,
-            width=0.125,
-            num_layers=2,
-            num_heads=4,
-            intermediate_dim=32,
-            seed=3,
-        )
-        # Non-trivial batch-norm statistics, so that inference mode matters.
-        rng = np.random.default_rng(0)
-        for variable in model.patch_network.non_trainable_weights:
-            if "variance" in variable.path:
-                value = rng.uniform(0.5, 2.0, variable.shape)
-            else:
-                value = rng.normal(0.0, 0.2, variable.shape)
-            variable.assign(value.astype("float32"))
-        return model
+@pytest.fixture(scope="module")
+def model():
+    """A pretrainer on a 3x5 grid, so that rows and columns differ."""
+    model = keras_selfie.SelfiePretrainer(
+        image_size=(24, 40),
+        patch_size=8,
+        width=0.125,
+        num_layers=2,
+        num_heads=4,
+        intermediate_dim=32,
+        seed=3,
+    )
+    # Non-trivial batch-norm statistics, so that inference mode matters.
+    rng = np.random.default_rng(0)
+    for variable in model.patch_network.non_trainable_weights:
+        if "variance" in variable.path:
+            value = rng.uniform(0.5, 2.0, variable.shape)
+        else:
+            value = rng.normal(0.0, 0.2, variable.shape)
+        variable.assign(value.astype("float32"))
+    return model
 
+
+class TestForwardPass:
     def test_logits_equal_the_forward_pass_by_hand(self, model):
         assert model.grid_size == (3, 5) and model.num_decoder_patches == 3
         images = _images((2, 24, 40, 3), seed=1)
@@ -195,7 +199,9 @@ class TestForwardPass:
             _np(out["queries"]), _np(base["queries"])
         )
         targets, base_targets = _np(out["targets"]), _np(base["targets"])
-        np.testing.assert_array_equal(targets[0, [0, 2]], base_targets[0, [0, 2]])
+        np.testing.assert_array_equal(
+            targets[0, [0, 2]], base_targets[0, [0, 2]]
+        )
         assert not np.allclose(targets[0, 1], base_targets[0, 1])
         # Patch 13 is an encoder patch: it changes the queries only.
         changed = images.copy()
@@ -232,7 +238,8 @@ class TestForwardPass:
                 _np(as_uint8[key]), _np(as_float[key]), rtol=1e-6, atol=1e-6
             )
         unscaled = tiny(
-            images.astype("float32"), decoder_positions=positions,
+            images.astype("float32"),
+            decoder_positions=positions,
             training=False,
         )
         assert not np.allclose(
@@ -350,10 +357,13 @@ class TestConfig:
         assert clone.get_config() == config
         assert len(clone.weights) == len(pretrainer.weights)
         assert clone.encoder_position_embedding_layer is not None
-        clone.set_weights(pretrainer.get_weights())
+        for source, destination in zip(pretrainer.weights, clone.weights):
+            destination.assign(source)
         images = _images((2, 32, 32, 3), seed=9)
         positions = np.array([[0, 1, 2, 3, 4], [11, 12, 13, 14, 15]])
-        expected = pretrainer(images, decoder_positions=positions, training=False)
+        expected = pretrainer(
+            images, decoder_positions=positions, training=False
+        )
         actual = clone(images, decoder_positions=positions, training=False)
         for key in ("logits", "queries", "targets"):
             np.testing.assert_allclose(

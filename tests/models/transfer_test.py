@@ -12,6 +12,8 @@ PROBE = "conv4_block6_out"
 
 
 def _np(x):
+    if isinstance(x, keras.Variable):
+        return x.numpy()
     return keras.ops.convert_to_numpy(x)
 
 

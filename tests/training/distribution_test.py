@@ -1,0 +1,156 @@
+"""One device, `MirroredStrategy` and XLA give the same training.
+
+Float32 training of a ResNet is sensitive enough that reordered sums (two
+replicas, or XLA's fusions) move the weights by about 1% of one step's
+update, so the exact comparisons run the model in float64, where the only
+differences left are real ones (a loss summed instead of averaged over
+replicas, another split of the patches, other batch statistics).
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_selfie
+from keras_selfie.utils.distribution import replica_info
+from conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def single_device_run():
+    """Losses and weights of the reference run: one device, float64."""
+    return train(TINY, tf.distribute.get_strategy())
+
+
+def images(count=16, seed=0):
+    return np.random.RandomState(seed).randint(
+        0, 256, size=(count, 32, 32, 3), dtype="uint8"
+    )
+
+
+class BatchLosses(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.losses = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.losses.append(float(logs["loss"]))
+
+
+def train(
+    config,
+    strategy,
+    global_batch=8,
+    jit_compile=False,
+    loss=None,
+    dtype="float64",
+):
+    """Trains 4 steps from seeded weights; returns losses and weights."""
+    keras.utils.set_random_seed(1)
+    with strategy.scope():
+        model = keras_selfie.SelfiePretrainer(
+            **config,
+            dropout=0.0,
+            synchronized_batch_norm=True,
+            seed=3,
+            dtype=dtype,
+        )
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+            loss=loss or keras_selfie.DistractorSoftmaxLoss(dtype=dtype),
+            jit_compile=jit_compile,
+        )
+    data = tf.data.Dataset.from_tensor_slices(images()).batch(global_batch)
+    recorder = BatchLosses()
+    model.fit(data, epochs=2, verbose=0, shuffle=False, callbacks=[recorder])
+    return recorder.losses, [v.numpy() for v in model.weights]
+
+
+def two_cpus():
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+def max_difference(weights_a, weights_b):
+    return max(np.abs(a - b).max() for a, b in zip(weights_a, weights_b))
+
+
+def assert_weights_close(weights_a, weights_b):
+    # float64 rounding only: relative differences near 1e-10.
+    for a, b in zip(weights_a, weights_b):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-9)
+
+
+# Keras reports the loss through a float32 metric.
+LOSS_RTOL = 1e-6
+
+
+class UnscaledDistractorLoss(keras_selfie.DistractorSoftmaxLoss):
+    """The bug the mirrored test must catch: each replica's mean loss is not
+    divided by the number of replicas, so the summed gradients double."""
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        _, num_replicas = replica_info()
+        return num_replicas * super().__call__(y_true, y_pred, sample_weight)
+
+
+def test_mirrored_equals_single_device(tiny_config, single_device_run):
+    single_losses, single_weights = single_device_run
+    mirrored_losses, mirrored_weights = train(tiny_config, two_cpus())
+    np.testing.assert_allclose(mirrored_losses, single_losses, rtol=LOSS_RTOL)
+    assert_weights_close(mirrored_weights, single_weights)
+    # Training really moved the weights.
+    keras.utils.set_random_seed(1)
+    fresh = keras_selfie.SelfiePretrainer(
+        **tiny_config, dropout=0.0, dtype="float64"
+    )
+    assert max_difference(fresh.get_weights(), single_weights) > 1e-3
+
+
+def test_mirrored_test_catches_a_loss_not_averaged_over_replicas(
+    tiny_config, single_device_run
+):
+    _, single_weights = single_device_run
+    _, wrong_weights = train(
+        tiny_config, two_cpus(), loss=UnscaledDistractorLoss(dtype="float64")
+    )
+    assert max_difference(wrong_weights, single_weights) > 1e-4
+
+
+def test_each_replica_gets_its_own_rows_of_the_global_split(tiny_config):
+    strategy = two_cpus()
+    with strategy.scope():
+        model = keras_selfie.SelfiePretrainer(**tiny_config, seed=5)
+    state = model.seed_generator.state.numpy().copy()
+    _, expected = model.sample_split(8)
+    model.seed_generator.state.assign(state)
+    per_replica = tf.function(
+        lambda: strategy.run(lambda: model.sample_split(4)[1])
+    )()
+    halves = [
+        t.numpy() for t in strategy.experimental_local_results(per_replica)
+    ]
+    np.testing.assert_array_equal(np.concatenate(halves), expected.numpy())
+
+
+def test_jit_compile_gives_the_same_training(tiny_config, single_device_run):
+    eager_losses, eager_weights = single_device_run
+    xla_losses, xla_weights = train(
+        tiny_config, tf.distribute.get_strategy(), jit_compile=True
+    )
+    np.testing.assert_allclose(xla_losses, eager_losses, rtol=LOSS_RTOL)
+    assert_weights_close(xla_weights, eager_weights)
+
+
+def test_jit_compile_first_step_loss_in_float32(tiny_config):
+    eager_losses, _ = train(
+        tiny_config, tf.distribute.get_strategy(), dtype="float32"
+    )
+    xla_losses, _ = train(
+        tiny_config,
+        tf.distribute.get_strategy(),
+        jit_compile=True,
+        dtype="float32",
+    )
+    # XLA fuses and reorders float32 sums: same split, same weights, a loss
+    # equal to a few float32 roundings of the ResNet's activations.
+    np.testing.assert_allclose(xla_losses[0], eager_losses[0], rtol=1e-4)
