@@ -47,6 +47,9 @@ def parse_args(argv=None):
     parser.add_argument("--eval-images", type=int, default=2048,
                         help="test images used to measure patch accuracy")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=None,
+                        help="TFDS data folder (default: $TFDS_DATA_DIR, or "
+                        "TFDS's own default, where CIFAR-10 is downloaded)")
     parser.add_argument("--output-dir", default="runs/pretrain_cifar10")
     return parser.parse_args(argv)
 
@@ -61,8 +64,10 @@ def augment(image, seed):
     return tf.image.stateless_random_flip_left_right(image, flip_seed)
 
 
-def cifar10_images(split, batch_size, seed, training):
-    dataset = tfds.load("cifar10", split=split, as_supervised=True)
+def cifar10_images(split, batch_size, seed, training, data_dir=None):
+    dataset = tfds.load(
+        "cifar10", split=split, as_supervised=True, data_dir=data_dir
+    )
     dataset = dataset.map(lambda image, label: image)
     if training:
         dataset = dataset.shuffle(10_000, seed=seed).repeat()
@@ -81,8 +86,12 @@ def main(argv=None):
     output_dir = pathlib.Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    train = cifar10_images("train", args.batch_size, args.seed, True)
-    test = cifar10_images(f"test[:{args.eval_images}]", 256, args.seed, False)
+    train = cifar10_images(
+        "train", args.batch_size, args.seed, True, args.data_dir
+    )
+    test = cifar10_images(
+        f"test[:{args.eval_images}]", 256, args.seed, False, args.data_dir
+    )
 
     pretrainer = keras_selfie.SelfiePretrainer(
         image_size=32,
