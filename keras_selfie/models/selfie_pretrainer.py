@@ -12,6 +12,7 @@ from keras_selfie.models.resnet import feature_dim
 from keras_selfie.models.resnet import patch_network
 from keras_selfie.utils.distribution import replica_slice_of_global_draw
 from keras_selfie.utils.distribution import scale_for_replicas
+from keras_selfie.utils.initializers import clone_initializer
 from keras_selfie.utils.random import uniform
 from keras_selfie.utils.validation import check_image_dtype
 from keras_selfie.utils.validation import check_image_shape
@@ -57,8 +58,8 @@ class SelfiePretrainer(keras.Model):
         num_decoder_patches: int or `None`. `M`, the number of positions
             to predict per image, at least 2 and fewer than half the
             patches (the paper gives the encoder the larger part). `None`
-            uses `N // 4`, the choice of both public reimplementations
-            (4 of 16 patches).
+            uses `N // 4` (at least 2), the choice of both public
+            reimplementations (4 of 16 patches).
         stem: `"cifar"` (3x3 stride-1 convolution, no max-pool; for 8x8
             patches) or `"imagenet"` (the `keras.applications.ResNet50`
             stem; for 32x32 patches).
@@ -188,21 +189,13 @@ class SelfiePretrainer(keras.Model):
             dtype=self.dtype_policy,
             name="attention_pooling",
         )
-        self.query_position_embedding = RowColPositionalEmbedding(
-            self.grid_size,
-            self.feature_dim,
-            embeddings_initializer=self.position_embedding_initializer,
-            dtype=self.dtype_policy,
-            name="query_position_embedding",
+        self.query_position_embedding = self._position_embedding(
+            "query_position_embedding", seed_offset=0
         )
         self.encoder_position_embedding_layer = None
         if self.encoder_position_embedding:
-            self.encoder_position_embedding_layer = RowColPositionalEmbedding(
-                self.grid_size,
-                self.feature_dim,
-                embeddings_initializer=self.position_embedding_initializer,
-                dtype=self.dtype_policy,
-                name="encoder_position_embedding",
+            self.encoder_position_embedding_layer = self._position_embedding(
+                "encoder_position_embedding", seed_offset=2
             )
         self.seed_generator = keras.random.SeedGenerator(
             seed, name="split_seed_generator"
@@ -211,11 +204,23 @@ class SelfiePretrainer(keras.Model):
         self.distractor_loss = DistractorSoftmaxLoss()
         self.build((None, *self.image_size, self.num_channels))
 
+    def _position_embedding(self, name, seed_offset):
+        # Each table takes two seed offsets (rows and columns).
+        return RowColPositionalEmbedding(
+            self.grid_size,
+            self.feature_dim,
+            embeddings_initializer=clone_initializer(
+                self.position_embedding_initializer, seed_offset
+            ),
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
     def _check_num_decoder_patches(self, value):
         n = self.num_patches
         largest = (n - 1) // 2
         if value is None:
-            value = n // 4
+            value = max(2, n // 4)
         if (
             isinstance(value, bool)
             or not isinstance(value, int)

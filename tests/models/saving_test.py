@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import keras_selfie
+from conftest import TINY
 
 KEYS = ("logits", "queries", "targets")
 
@@ -86,12 +87,7 @@ def saved(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("saving")
     rng = np.random.default_rng(0)
     pretrainer = keras_selfie.SelfiePretrainer(
-        image_size=32,
-        patch_size=8,
-        width=0.125,
-        num_layers=1,
-        num_heads=4,
-        intermediate_dim=64,
+        **TINY,
         seed=21,
     )
     # Eager steps: tracing a ResNet's train step takes ~30 s on 2 CPUs.

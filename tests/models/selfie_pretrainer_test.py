@@ -7,6 +7,7 @@ import tensorflow as tf
 
 import keras_selfie
 from keras_selfie.losses.distractor_softmax_loss import distractor_logits
+from conftest import TINY
 
 
 def _np(x):
@@ -23,12 +24,7 @@ def _images(shape, seed=0):
 def tiny():
     """A tiny pretrainer (4x4 grid of 8x8 patches, d = 128, M = 4)."""
     return keras_selfie.SelfiePretrainer(
-        image_size=32,
-        patch_size=8,
-        width=0.125,
-        num_layers=1,
-        num_heads=4,
-        intermediate_dim=64,
+        **TINY,
         seed=11,
     )
 

@@ -7,6 +7,7 @@ import pytest
 import keras_selfie
 from keras_selfie.models import resnet
 from keras_selfie.models.transfer import copy_patch_network_weights
+from conftest import TINY
 
 PROBE = "conv4_block6_out"
 
@@ -52,12 +53,7 @@ def _copied_layers(pretrainer):
 def cifar_pretrainer():
     """A tiny CIFAR-stem pretrainer after one training step."""
     pretrainer = keras_selfie.SelfiePretrainer(
-        image_size=32,
-        patch_size=8,
-        width=0.125,
-        num_layers=1,
-        num_heads=4,
-        intermediate_dim=32,
+        **TINY,
         seed=1,
     )
     # Eager steps: tracing a ResNet's train step takes ~30 s on 2 CPUs.
