@@ -356,7 +356,7 @@ class SelfiePretrainer(keras.Model):
         # construction.
         try:
             values = ops.convert_to_numpy(decoder_positions)
-        except Exception:  # A symbolic tensor inside tf.function.
+        except NotImplementedError:  # A symbolic tensor in tf.function.
             return
         distinct = all(len(set(row)) == len(row) for row in values.tolist())
         if values.min() < 0 or values.max() >= self.num_patches or not (
