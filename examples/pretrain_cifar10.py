@@ -19,8 +19,6 @@ import pathlib
 import time
 
 import keras
-import tensorflow as tf
-import tensorflow_datasets as tfds
 
 import keras_selfie
 
@@ -54,29 +52,18 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def augment(image, seed):
-    """The paper's augmentation: pad 4 pixels, random 32x32 crop, flip."""
-    crop_seed, flip_seed = tf.unstack(
-        tf.random.experimental.stateless_split(seed, 2)
-    )
-    image = tf.pad(image, [[4, 4], [4, 4], [0, 0]], mode="REFLECT")
-    image = tf.image.stateless_random_crop(image, (32, 32, 3), crop_seed)
-    return tf.image.stateless_random_flip_left_right(image, flip_seed)
-
-
 def cifar10_images(split, batch_size, seed, training, data_dir=None):
-    dataset = tfds.load(
-        "cifar10", split=split, as_supervised=True, data_dir=data_dir
-    )
-    dataset = dataset.map(lambda image, label: image)
-    if training:
-        dataset = dataset.shuffle(10_000, seed=seed).repeat()
-        seeds = tf.data.Dataset.random(seed=seed).batch(2)
-        dataset = tf.data.Dataset.zip(dataset, seeds).map(
-            augment, num_parallel_calls=tf.data.AUTOTUNE
-        )
-    return dataset.batch(batch_size, drop_remainder=True).prefetch(
-        tf.data.AUTOTUNE
+    images = keras_selfie.data.load_tfds("cifar10", split, data_dir=data_dir)
+    return keras_selfie.data.make_dataset(
+        images,
+        batch_size,
+        training=training,
+        # The paper's augmentation: pad 4 pixels, random crop back, flip.
+        augment=keras_selfie.data.pretraining_augmentation()
+        if training
+        else None,
+        repeat=training,
+        seed=seed,
     )
 
 

@@ -9,6 +9,7 @@ except ImportError as error:  # pragma: no cover - depends on the install
         "`pip install keras-selfie[gpu]` (tensorflow with CUDA)."
     ) from error
 
+from keras_selfie import data
 from keras_selfie import layers
 from keras_selfie import losses
 from keras_selfie import models

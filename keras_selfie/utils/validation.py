@@ -17,15 +17,21 @@ def check_positive_int(name, value):
     return value
 
 
-def check_fraction(name, value, include_zero=True):
-    """Returns `value` if it is a float in [0, 1) (or (0, 1)), else raises."""
-    low_ok = value >= 0 if include_zero else value > 0
+def check_fraction(name, value, include_zero=True, include_one=False):
+    """Returns `value` as a float in [0, 1) (bounds per the flags), or raises.
+
+    `include_zero=False` excludes 0, `include_one=True` includes 1.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(
             f"Argument `{name}` must be a number. Received: {name}={value!r}"
         )
-    if not (low_ok and value < 1):
-        interval = "[0, 1)" if include_zero else "(0, 1)"
+    low_ok = value >= 0 if include_zero else value > 0
+    high_ok = value <= 1 if include_one else value < 1
+    if not (low_ok and high_ok):
+        interval = ("[" if include_zero else "(") + "0, 1" + (
+            "]" if include_one else ")"
+        )
         raise ValueError(
             f"Argument `{name}` must be in {interval}. "
             f"Received: {name}={value!r}"
