@@ -105,9 +105,7 @@ def labeled_subset(dataset, fraction, seed=0):
                 f"Received: len(images)={len(images)}, "
                 f"len(labels)={len(labels)}"
             )
-        indices = stratified_subset_indices(labels, fraction, seed)
-        mask = np.zeros(len(labels), dtype=bool)
-        mask[indices] = True
+        mask = _subset_mask(labels, fraction, seed)
         return (images[mask], labels[mask]), (images[~mask], labels[~mask])
     raise ValueError(
         "Argument `dataset` must be an unbatched tf.data.Dataset of "
@@ -138,10 +136,7 @@ def _subset_dataset(dataset, fraction, seed):
     )
     if len(labels) == 0:
         raise ValueError("Argument `dataset` must not be empty.")
-    indices = stratified_subset_indices(labels, fraction, seed)
-    mask = np.zeros(len(labels), dtype=bool)
-    mask[indices] = True
-    mask = tf.constant(mask)
+    mask = tf.constant(_subset_mask(labels, fraction, seed))
 
     def keep(wanted):
         def predicate(index, element):
@@ -154,6 +149,13 @@ def _subset_dataset(dataset, fraction, seed):
         )
 
     return keep(True), keep(False)
+
+
+def _subset_mask(labels, fraction, seed):
+    """Boolean mask over `labels`, True at the stratified subset."""
+    mask = np.zeros(len(labels), dtype=bool)
+    mask[stratified_subset_indices(labels, fraction, seed)] = True
+    return mask
 
 
 def _check_labels(labels):
