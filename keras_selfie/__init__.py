@@ -10,6 +10,7 @@ except ImportError as error:  # pragma: no cover - depends on the install
     ) from error
 
 from keras_selfie import data
+from keras_selfie import evaluation
 from keras_selfie import layers
 from keras_selfie import losses
 from keras_selfie import models

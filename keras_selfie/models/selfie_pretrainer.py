@@ -12,9 +12,9 @@ from keras_selfie.models.resnet import feature_dim
 from keras_selfie.models.resnet import patch_network
 from keras_selfie.utils.distribution import replica_slice_of_global_draw
 from keras_selfie.utils.distribution import scale_for_replicas
+from keras_selfie.utils.images import scale_images
 from keras_selfie.utils.initializers import clone_initializer
 from keras_selfie.utils.random import uniform
-from keras_selfie.utils.validation import check_image_dtype
 from keras_selfie.utils.validation import check_image_shape
 from keras_selfie.utils.validation import check_positive_int
 from keras_selfie.utils.validation import to_pair
@@ -254,11 +254,7 @@ class SelfiePretrainer(keras.Model):
         check_image_shape(
             "images", images.shape, (*self.image_size, self.num_channels)
         )
-        dtype = check_image_dtype("images", images.dtype)
-        images = ops.cast(images, self.compute_dtype)
-        if dtype == "uint8":
-            images = images / 255.0
-        return images
+        return scale_images(images, self.compute_dtype)
 
     def sample_split(self, batch_size):
         """Draws a random encoder/decoder split for each image.

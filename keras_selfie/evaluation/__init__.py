@@ -1,0 +1,32 @@
+"""Evaluation of Selfie pretraining: frozen features and fine-tuning.
+
+- `extract_features`: `P`'s features on whole images (inference mode).
+- `knn_accuracy`: cosine kNN with temperature-weighted votes on them.
+- `linear_probe`: a linear classifier trained on them, `P` frozen.
+- `finetune`: the paper's Table 1 protocol, a ResNet-50 from `P` (or from
+  scratch) trained end to end with SGD, warm-up and cosine decay.
+- `KNNMonitor`: a callback adding `knn_accuracy` to the logs of
+  `SelfiePretrainer.fit`.
+
+Example:
+
+```python
+from keras_selfie import data, evaluation
+
+train = data.load_tfds("cifar10", split="train", labeled=True)
+test = data.load_tfds("cifar10", split="test", labeled=True)
+features = evaluation.extract_features(pretrainer, train)
+test_features = evaluation.extract_features(pretrainer, test)
+print(evaluation.knn_accuracy(*features, *test_features))
+```
+"""
+
+from keras_selfie.evaluation.callbacks import KNNMonitor
+from keras_selfie.evaluation.features import extract_features
+from keras_selfie.evaluation.features import scale_images
+from keras_selfie.evaluation.finetune import build_finetuning_model
+from keras_selfie.evaluation.finetune import cosine_schedule
+from keras_selfie.evaluation.finetune import finetune
+from keras_selfie.evaluation.knn import knn_accuracy
+from keras_selfie.evaluation.knn import knn_predict
+from keras_selfie.evaluation.linear_probe import linear_probe

@@ -1,0 +1,308 @@
+"""Fine-tuning a ResNet-50, from Selfie's `P` or from scratch."""
+
+import keras
+import tensorflow as tf
+
+from keras_selfie.evaluation.features import scale_images
+from keras_selfie.models.resnet import STEMS
+from keras_selfie.models.resnet import resnet50
+from keras_selfie.models.selfie_pretrainer import SelfiePretrainer
+from keras_selfie.models.transfer import transfer_to_resnet50
+from keras_selfie.utils.validation import check_choice
+from keras_selfie.utils.validation import check_positive_int
+
+
+def _check_non_negative(name, value, integer=False):
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < 0:
+        kind = "an integer" if integer else "a number"
+        raise ValueError(
+            f"Argument `{name}` must be {kind} >= 0. "
+            f"Received: {name}={value!r}"
+        )
+    return value
+
+
+def cosine_schedule(learning_rate, total_steps, warmup_steps=0):
+    """Linear warm-up from 0, then cosine decay to 0.
+
+    Args:
+        learning_rate: float > 0, the peak learning rate.
+        total_steps: int, all training steps, warm-up included.
+        warmup_steps: int >= 0, steps of linear warm-up; fewer than
+            `total_steps`.
+
+    Returns:
+        A `keras.optimizers.schedules.CosineDecay`.
+    """
+    if isinstance(learning_rate, bool) or not isinstance(
+        learning_rate, (int, float)
+    ) or not learning_rate > 0:
+        raise ValueError(
+            "Argument `learning_rate` must be a number > 0. "
+            f"Received: learning_rate={learning_rate!r}"
+        )
+    check_positive_int("total_steps", total_steps)
+    _check_non_negative("warmup_steps", warmup_steps, integer=True)
+    if warmup_steps >= total_steps:
+        raise ValueError(
+            "Argument `warmup_steps` must be smaller than `total_steps` "
+            f"({total_steps}). Received: warmup_steps={warmup_steps}"
+        )
+    if warmup_steps == 0:
+        return keras.optimizers.schedules.CosineDecay(
+            float(learning_rate), decay_steps=total_steps
+        )
+    return keras.optimizers.schedules.CosineDecay(
+        0.0,
+        decay_steps=total_steps - warmup_steps,
+        warmup_target=float(learning_rate),
+        warmup_steps=warmup_steps,
+    )
+
+
+def _steps_per_epoch(dataset, steps_per_epoch):
+    if steps_per_epoch is not None:
+        return check_positive_int("steps_per_epoch", steps_per_epoch)
+    cardinality = int(dataset.cardinality())
+    if cardinality < 1:
+        raise ValueError(
+            "The number of batches of `train_dataset` is unknown or "
+            "infinite, so the learning-rate schedule cannot be sized. Pass "
+            "`steps_per_epoch`. Received: steps_per_epoch=None"
+        )
+    return cardinality
+
+
+def _check_labeled_batches(name, dataset):
+    if not isinstance(dataset, tf.data.Dataset):
+        raise ValueError(
+            f"Argument `{name}` must be a batched `tf.data.Dataset` of "
+            f"`(images, labels)`. Received: {name}={dataset!r}"
+        )
+    spec = dataset.element_spec
+    if not (
+        isinstance(spec, tuple)
+        and len(spec) == 2
+        and isinstance(spec[0], tf.TensorSpec)
+        and spec[0].shape.rank == 4
+    ):
+        raise ValueError(
+            f"Argument `{name}` must yield batches `(images, labels)` with "
+            "images of rank 4 (batch, height, width, channels), e.g. from "
+            f"`data.make_dataset`. Received element_spec={spec!r}"
+        )
+    # The same input scale as pretraining: uint8 to [0, 1], float as is.
+    return dataset.map(
+        lambda images, labels: (scale_images(images), labels),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+
+
+def build_finetuning_model(
+    pretrainer=None,
+    num_classes=10,
+    from_scratch=False,
+    input_shape=None,
+    stem=None,
+    width=None,
+):
+    """The ResNet-50 that `finetune` trains, returning logits.
+
+    Args:
+        pretrainer: a `SelfiePretrainer`, or `None` with `from_scratch`.
+        num_classes: int. Classes of the classifier.
+        from_scratch: bool. `False`: `transfer_to_resnet50(pretrainer)`
+            (`conv1`-`conv4` from `P`). `True`: the same architecture with
+            fresh weights (the pretrainer's stem and width when given, else
+            `stem` and `width`).
+        input_shape: `(height, width, channels)`; defaults to the
+            pretrainer's image size and channels.
+        stem: `"cifar"` or `"imagenet"`, only without a pretrainer
+            (defaults to `"cifar"`).
+        width: float, only without a pretrainer (defaults to 1.0).
+
+    Returns:
+        A functional `keras.Model`.
+    """
+    check_positive_int("num_classes", num_classes)
+    if pretrainer is not None:
+        if not isinstance(pretrainer, SelfiePretrainer):
+            raise ValueError(
+                "Argument `pretrainer` must be a `keras_selfie."
+                "SelfiePretrainer` or None. "
+                f"Received: pretrainer={type(pretrainer).__name__}"
+            )
+        if stem is not None or width is not None:
+            raise ValueError(
+                "Arguments `stem` and `width` are taken from the pretrainer "
+                "and must be left None when `pretrainer` is given. "
+                f"Received: stem={stem!r}, width={width!r}"
+            )
+        if input_shape is None:
+            input_shape = (*pretrainer.image_size, pretrainer.num_channels)
+        stem, width = pretrainer.stem, pretrainer.width
+    elif not from_scratch:
+        raise ValueError(
+            "Argument `pretrainer` is required unless `from_scratch=True`. "
+            "Received: pretrainer=None, from_scratch=False"
+        )
+    else:
+        stem = check_choice("stem", "cifar" if stem is None else stem, STEMS)
+        width = 1.0 if width is None else width
+        if input_shape is None:
+            raise ValueError(
+                "Argument `input_shape` is required without a pretrainer. "
+                "Received: input_shape=None"
+            )
+    if not from_scratch:
+        return transfer_to_resnet50(
+            pretrainer,
+            input_shape=input_shape,
+            classes=num_classes,
+            classifier_activation=None,
+        )
+    return resnet50(
+        tuple(input_shape),
+        stem=stem,
+        width=width,
+        classes=num_classes,
+        classifier_activation=None,
+    )
+
+
+def finetune(
+    pretrainer,
+    train_dataset,
+    test_dataset,
+    num_classes,
+    epochs,
+    from_scratch=False,
+    stem=None,
+    width=None,
+    optimizer=None,
+    learning_rate=0.1,
+    momentum=0.9,
+    nesterov=False,
+    weight_decay=5e-4,
+    warmup_epochs=0,
+    steps_per_epoch=None,
+    callbacks=None,
+    verbose="auto",
+    run_eagerly=False,
+    jit_compile="auto",
+):
+    """Fine-tunes a ResNet-50 and evaluates it, as in the paper's Table 1.
+
+    Selfie-pretrained (`from_scratch=False`): the network is
+    `transfer_to_resnet50(pretrainer)`, `conv1`-`conv4` starting from `P`,
+    `conv5` and the classifier fresh. Supervised baseline
+    (`from_scratch=True`): the same architecture with fresh weights. Both
+    train end to end with the same optimizer and schedule: linear warm-up
+    over `warmup_epochs`, then cosine decay to 0 at the end of `epochs`,
+    stepped once per batch.
+
+    Images are scaled as in pretraining: uint8 to `[0, 1]`, float as is
+    (`data.finetuning_augmentation` gives float `[0, 1]`).
+
+    Args:
+        pretrainer: a `SelfiePretrainer`; may be `None` with
+            `from_scratch=True`.
+        train_dataset: batched `tf.data.Dataset` of `(images, labels)`,
+            e.g. from `data.make_dataset` (augmented).
+        test_dataset: batched `tf.data.Dataset` of `(images, labels)`.
+        num_classes: int. Classes of the classifier.
+        epochs: int. Training epochs.
+        from_scratch: bool. Train the same architecture from fresh weights.
+        stem: `"cifar"` or `"imagenet"`, only without a pretrainer.
+        width: float, only without a pretrainer.
+        optimizer: `None` (SGD with `momentum`), an optimizer name such as
+            `"adamw"` (built with the schedule and `weight_decay`), or a
+            `keras.optimizers.Optimizer` instance, used as is (its own
+            learning rate; `learning_rate`, `momentum`, `weight_decay` and
+            `warmup_epochs` are then ignored).
+        learning_rate: float. Peak learning rate. Defaults to 0.1 (ResNet
+            on CIFAR, batch 128).
+        momentum: float. Momentum of the default SGD.
+        nesterov: bool. Nesterov momentum for the default SGD.
+        weight_decay: float >= 0. Keras' optimizer weight decay
+            (`w -= learning_rate * weight_decay * w` each step, on every
+            weight). Defaults to 5e-4, the usual CIFAR ResNet value.
+        warmup_epochs: int >= 0. Epochs of linear warm-up.
+        steps_per_epoch: int, or `None` for the batches of `train_dataset`
+            (must then be finite and known). Sizes the schedule and is
+            passed to `fit`.
+        callbacks: list of `keras.callbacks.Callback` for `fit`.
+        verbose: verbosity of `fit` and `evaluate`.
+        run_eagerly: bool, passed to `compile`.
+        jit_compile: passed to `compile`.
+
+    Returns:
+        A dict with `"accuracy"` (test accuracy, float), `"loss"` (test
+        loss), `"history"` (`keras.callbacks.History`) and `"model"` (the
+        fine-tuned `keras.Model`, returning logits).
+
+    Example:
+
+    ```python
+    pretrained = finetune(pretrainer, few, test, num_classes=10, epochs=100)
+    supervised = finetune(
+        pretrainer, few, test, num_classes=10, epochs=100, from_scratch=True
+    )
+    ```
+    """
+    check_positive_int("epochs", epochs)
+    _check_non_negative("weight_decay", weight_decay)
+    _check_non_negative("momentum", momentum)
+    _check_non_negative("warmup_epochs", warmup_epochs, integer=True)
+    train = _check_labeled_batches("train_dataset", train_dataset)
+    test = _check_labeled_batches("test_dataset", test_dataset)
+    steps = _steps_per_epoch(train_dataset, steps_per_epoch)
+    input_shape = tuple(train_dataset.element_spec[0].shape[1:])
+    if None in input_shape:
+        input_shape = None
+    model = build_finetuning_model(
+        pretrainer,
+        num_classes=num_classes,
+        from_scratch=from_scratch,
+        input_shape=input_shape,
+        stem=stem,
+        width=width,
+    )
+    if not isinstance(optimizer, keras.optimizers.Optimizer):
+        schedule = cosine_schedule(
+            learning_rate, epochs * steps, warmup_epochs * steps
+        )
+        if optimizer is None:
+            optimizer = keras.optimizers.SGD(
+                schedule,
+                momentum=momentum,
+                nesterov=nesterov,
+                weight_decay=weight_decay or None,
+            )
+        else:
+            optimizer_class = type(keras.optimizers.get(optimizer))
+            optimizer = optimizer_class(
+                learning_rate=schedule, weight_decay=weight_decay or None
+            )
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        run_eagerly=run_eagerly,
+        jit_compile=jit_compile,
+    )
+    history = model.fit(
+        train,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    loss, accuracy = model.evaluate(test, verbose=verbose, return_dict=False)
+    return {
+        "accuracy": float(accuracy),
+        "loss": float(loss),
+        "history": history,
+        "model": model,
+    }

@@ -1,0 +1,220 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import TINY
+
+from keras_selfie.evaluation import KNNMonitor
+from keras_selfie.evaluation import extract_features
+from keras_selfie.evaluation import finetune
+from keras_selfie.evaluation import knn_accuracy
+from keras_selfie.evaluation import knn_predict
+from keras_selfie.evaluation import linear_probe
+from keras_selfie.models import SelfiePretrainer
+
+COLOURS = np.array([[220, 30, 30], [30, 220, 30], [30, 30, 220]])
+
+
+def colour_images(n, seed):
+    """uint8 32x32 images whose dominant colour is the class, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3
+    noise = rng.integers(-30, 30, size=(n, 32, 32, 3))
+    images = np.clip(COLOURS[labels][:, None, None, :] + noise, 0, 255)
+    return images.astype("uint8"), labels.astype("int64")
+
+
+def batches(images, labels, batch_size=6):
+    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(
+        batch_size
+    )
+
+
+@pytest.fixture(scope="module")
+def pretrainer():
+    keras.utils.set_random_seed(0)
+    return SelfiePretrainer(**TINY, seed=0)
+
+
+class TestKNN:
+    def test_separable_clusters_are_all_right(self):
+        rng = np.random.default_rng(0)
+        centres = np.eye(4, 16) * 10
+        train_labels = np.repeat(np.arange(4), 25)
+        test_labels = np.repeat(np.arange(4), 10)
+        train = centres[train_labels] + rng.normal(size=(100, 16))
+        test = centres[test_labels] + rng.normal(size=(40, 16))
+        for weighted in (True, False):
+            assert knn_accuracy(
+                train, train_labels, test, test_labels, k=20,
+                weighted=weighted, batch_size=7,
+            ) == 1.0
+
+    def test_weighted_vote_differs_from_majority(self):
+        # The query equals example 0 (class 0, similarity 1); examples 1 and
+        # 2 (class 1) have similarity 0.6. With k=3, majority says class 1;
+        # at T=0.1 class 0 weighs e^10 against 2 e^6 and wins; at T=1 it
+        # weighs e^1 = 2.72 against 2 e^0.6 = 3.64 and loses.
+        train = np.array([[1, 0], [0.6, 0.8], [0.6, -0.8], [-1, 0]])
+        labels = np.array([0, 1, 1, 0])
+        query = np.array([[2.0, 0.0]])  # Cosine: the scale does not count.
+        assert knn_predict(train, labels, query, k=3, weighted=False) == [1]
+        assert knn_predict(train, labels, query, k=3, temperature=0.1) == [0]
+        assert knn_predict(train, labels, query, k=3, temperature=1.0) == [1]
+        assert knn_accuracy(train, labels, query, [0], k=3,
+                            temperature=0.1) == 1.0
+
+    @pytest.mark.parametrize(
+        "kwargs, match",
+        [
+            (dict(k=0), "`k`"),
+            (dict(k=5), "at most the number"),
+            (dict(k=2, temperature=0), "`temperature`"),
+        ],
+    )
+    def test_invalid_arguments(self, kwargs, match):
+        train = np.eye(4)
+        with pytest.raises(ValueError, match=match):
+            knn_accuracy(train, np.arange(4), train, np.arange(4), **kwargs)
+
+    def test_labels_must_match_features(self):
+        with pytest.raises(ValueError, match="train_labels"):
+            knn_accuracy(np.eye(4), np.arange(3), np.eye(4), np.arange(4))
+
+
+class TestFeatures:
+    def test_full_image_features_and_uint8_scaling(self, pretrainer):
+        images, labels = colour_images(6, seed=1)
+        features, out_labels = extract_features(pretrainer, (images, labels))
+        assert features.shape == (6, pretrainer.feature_dim)
+        np.testing.assert_array_equal(out_labels, labels)
+        expected = pretrainer.patch_network(images / 255.0, training=False)
+        np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-5)
+        # Float images are used as they are, unbatched datasets batched.
+        floats = tf.data.Dataset.from_tensor_slices(
+            (images.astype("float32") / 255.0, labels)
+        )
+        same, _ = extract_features(pretrainer.patch_network, floats,
+                                   batch_size=4)
+        np.testing.assert_allclose(same, features, rtol=1e-4, atol=1e-5)
+
+    def test_requires_labels(self, pretrainer):
+        images = tf.data.Dataset.from_tensor_slices(np.zeros((2, 32, 32, 3)))
+        with pytest.raises(ValueError, match="needs labels"):
+            extract_features(pretrainer, images)
+
+    def test_rejects_other_objects(self):
+        with pytest.raises(ValueError, match="pretrainer_or_patch_network"):
+            extract_features("model", None)
+
+
+def test_linear_probe_keeps_p_and_beats_chance(pretrainer):
+    before = [w.numpy().copy() for w in pretrainer.patch_network.weights]
+    train = colour_images(30, seed=2)
+    test = colour_images(15, seed=3)
+    result = linear_probe(
+        pretrainer, batches(*train), batches(*test), epochs=30,
+        learning_rate=0.01, seed=0,
+    )
+    after = pretrainer.patch_network.weights
+    for old, new in zip(before, after):
+        np.testing.assert_array_equal(old, new.numpy())
+    assert result["accuracy"] > 0.9  # Chance: 1/3.
+    assert result["classifier"].output_shape == (None, 3)
+
+
+class CaptureWeights(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.weights = {
+            layer.name: [w.numpy().copy() for w in layer.weights]
+            for layer in self.model.layers
+            if layer.weights
+        }
+
+
+def _finetune(pretrainer, from_scratch, capture):
+    images, labels = colour_images(8, seed=4)
+    return finetune(
+        pretrainer, batches(images, labels, 4), batches(images, labels, 4),
+        num_classes=3, epochs=1, from_scratch=from_scratch,
+        warmup_epochs=0, callbacks=[capture], verbose=0, run_eagerly=True,
+    )
+
+
+def test_finetune_starts_from_p_and_scratch_does_not(pretrainer):
+    pretrained_capture, scratch_capture = CaptureWeights(), CaptureWeights()
+    pretrained = _finetune(pretrainer, False, pretrained_capture)
+    scratch = _finetune(pretrainer, True, scratch_capture)
+    p_layers = [
+        layer for layer in pretrainer.patch_network.layers if layer.weights
+    ]
+    assert p_layers[0].name == "conv1_conv"
+    assert p_layers[-1].name.startswith("conv4_block6")
+    for layer in p_layers:
+        for source, start in zip(
+            layer.weights, pretrained_capture.weights[layer.name]
+        ):
+            np.testing.assert_array_equal(source.numpy(), start)
+    differs = [
+        not np.array_equal(source.numpy(), start)
+        for layer in p_layers
+        if layer.name.endswith("_conv")
+        for source, start in zip(
+            layer.weights[:1], scratch_capture.weights[layer.name][:1]
+        )
+    ]
+    assert all(differs)
+    # Same architecture, same optimizer and schedule either way.
+    assert [w.shape for w in pretrained["model"].weights] == [
+        w.shape for w in scratch["model"].weights
+    ]
+    configs = [
+        {**result["model"].optimizer.get_config(), "name": None}
+        for result in (pretrained, scratch)
+    ]
+    assert configs[0] == configs[1]
+    assert configs[0]["learning_rate"]["class_name"] == "CosineDecay"
+    assert configs[0]["weight_decay"] == pytest.approx(5e-4)
+    assert 0.0 <= pretrained["accuracy"] <= 1.0
+    assert len(pretrained["history"].history["loss"]) == 1
+
+
+def test_finetune_schedule_warms_up_then_decays():
+    from keras_selfie.evaluation import cosine_schedule
+
+    schedule = cosine_schedule(0.1, total_steps=10, warmup_steps=2)
+    rates = [float(schedule(step)) for step in range(11)]
+    np.testing.assert_allclose(rates[:3], [0.0, 0.05, 0.1], atol=1e-6)
+    assert all(a >= b for a, b in zip(rates[2:], rates[3:]))
+    assert rates[-1] == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        cosine_schedule(0.1, total_steps=2, warmup_steps=2)
+
+
+def test_finetune_needs_pretrainer_unless_from_scratch():
+    images, labels = colour_images(4, seed=5)
+    data = batches(images, labels, 4)
+    with pytest.raises(ValueError, match="from_scratch"):
+        finetune(None, data, data, num_classes=3, epochs=1)
+
+
+def test_knn_monitor_adds_accuracy_to_history(capsys):
+    keras.utils.set_random_seed(0)
+    model = SelfiePretrainer(**TINY, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.01), run_eagerly=True)
+    images, labels = colour_images(12, seed=6)
+    monitor = KNNMonitor((images, labels), (images[:6], labels[:6]), k=3)
+    history = model.fit(
+        images[:8], epochs=2, batch_size=4, callbacks=[monitor], verbose=2
+    )
+    accuracies = history.history["knn_accuracy"]
+    assert len(accuracies) == 2
+    assert all(0.0 <= a <= 1.0 for a in accuracies)
+    assert sorted(monitor.results) == [0, 1]
+    assert "knn_accuracy" in capsys.readouterr().out
+
+
+def test_knn_monitor_validates_arguments():
+    images, labels = colour_images(3, seed=7)
+    with pytest.raises(ValueError, match="every_n_epochs"):
+        KNNMonitor((images, labels), (images, labels), every_n_epochs=0)
