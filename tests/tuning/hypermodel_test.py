@@ -1,0 +1,232 @@
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import TINY
+
+from keras_selfie.tuning import SelfieHyperModel
+from keras_selfie.tuning import selfie_objective
+
+# The tuned parts of TINY come from the search space; the rest is fixed.
+FIXED = dict(image_size=TINY["image_size"], patch_size=TINY["patch_size"],
+             width=TINY["width"])
+TUNED = (
+    "num_decoder_patches",
+    "num_layers",
+    "num_heads",
+    "intermediate_dim",
+    "dropout",
+    "encoder_position_embedding",
+)
+# Small but real ranges, so that a trial takes about a second.
+SMALL_SPACE = {
+    "num_layers": (1, 2),
+    "num_heads": [2, 4],
+    "intermediate_dim": (32, 64, 32),
+}
+
+
+def hypermodel(**kwargs):
+    kwargs.setdefault("search_space", SMALL_SPACE)
+    kwargs.setdefault("seed", 0)
+    # Eager steps skip the ~30 s graph tracing of each trial's new model.
+    kwargs.setdefault("compile_kwargs", {"run_eagerly": True})
+    return SelfieHyperModel(**FIXED, **kwargs)
+
+
+def images(batch_size=4):
+    x = np.random.default_rng(0).integers(
+        0, 256, (16, 32, 32, 3), dtype=np.uint8
+    )
+    return tf.data.Dataset.from_tensor_slices(x).batch(batch_size).repeat()
+
+
+def search(tuner, epochs=1):
+    data = images()
+    tuner.search(
+        data,
+        validation_data=data,
+        validation_steps=1,
+        epochs=epochs,
+        steps_per_epoch=2,
+        verbose=0,
+    )
+
+
+def check_best_trial(tuner, model_hp):
+    best_hp = tuner.get_best_hyperparameters(1)[0]
+    rebuilt = model_hp.build(best_hp)
+    best_model = tuner.get_best_models(1)[0]
+    for name in TUNED:
+        assert getattr(rebuilt, name) == best_hp.get(name), name
+        assert best_model.get_config()[name] == best_hp.get(name), name
+    learning_rate = keras.ops.convert_to_numpy(rebuilt.optimizer.learning_rate)
+    np.testing.assert_allclose(learning_rate, best_hp.get("learning_rate"),
+                               rtol=1e-6)
+    np.testing.assert_allclose(rebuilt.optimizer.weight_decay,
+                               best_hp.get("weight_decay"), rtol=1e-6)
+    assert isinstance(rebuilt.optimizer, keras.optimizers.SGD)
+    assert rebuilt.optimizer.nesterov
+
+
+@pytest.mark.parametrize("tuner_class", ["RandomSearch", "Hyperband"])
+def test_search_best_hyperparameters_rebuild_the_best_model(
+    tuner_class, tmp_path
+):
+    model_hp = hypermodel()
+    kwargs = dict(
+        objective=selfie_objective("val_patch_accuracy"),
+        directory=tmp_path,
+        overwrite=True,
+        seed=0,
+    )
+    if tuner_class == "RandomSearch":
+        tuner = keras_tuner.RandomSearch(model_hp, max_trials=2, **kwargs)
+        search(tuner)
+    else:
+        # One bracket of 2 trials of 2 epochs.
+        tuner = keras_tuner.Hyperband(
+            model_hp, max_epochs=2, factor=3, **kwargs
+        )
+        search(tuner, epochs=2)
+    assert len(tuner.oracle.trials) == 2
+    check_best_trial(tuner, model_hp)
+
+
+def test_search_under_mirrored_strategy(tmp_path):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    model_hp = hypermodel()
+    tuner = keras_tuner.RandomSearch(
+        model_hp,
+        objective=selfie_objective("val_loss"),
+        max_trials=2,
+        distribution_strategy=strategy,
+        directory=tmp_path,
+        overwrite=True,
+        seed=1,
+    )
+    search(tuner)
+    assert len(tuner.oracle.trials) == 2
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    assert np.isfinite(best_trial.score)
+    check_best_trial(tuner, model_hp)
+
+
+def test_callbacks_hook_feeds_an_objective(tmp_path):
+    class Probe(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_probe"] = float(self.model.num_layers)
+
+    tuner = keras_tuner.RandomSearch(
+        hypermodel(callbacks=lambda hp, model: [Probe()]),
+        objective=keras_tuner.Objective("val_probe", direction="max"),
+        max_trials=1,
+        directory=tmp_path,
+        overwrite=True,
+    )
+    search(tuner)
+    trial = tuner.oracle.get_best_trials(1)[0]
+    assert trial.score == trial.hyperparameters.get("num_layers")
+
+
+def test_adamw_and_fixed_values():
+    model_hp = hypermodel(
+        optimizer="adamw",
+        search_space={"num_heads": 8, "learning_rate": [3e-4],
+                      "weight_decay": 0.0, "encoder_position_embedding": True},
+    )
+    hp = keras_tuner.HyperParameters()
+    model = model_hp.build(hp)
+    assert isinstance(model.optimizer, keras.optimizers.AdamW)
+    assert hp.values["num_heads"] == 8 and model.num_heads == 8
+    assert model.encoder_position_embedding is True
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model.optimizer.learning_rate), 3e-4
+    )
+    # Defaults are the SelfiePretrainer's where the range holds them.
+    assert hp.values["num_decoder_patches"] == 4
+    assert hp.values["dropout"] == pytest.approx(0.1)
+    assert model.compiled and model.run_eagerly
+
+
+def test_tuner_hyperparameters_take_precedence(tmp_path):
+    fixed = keras_tuner.HyperParameters()
+    fixed.Fixed("num_layers", 2)
+    tuner = keras_tuner.RandomSearch(
+        hypermodel(search_space={}),
+        objective=selfie_objective("val_loss"),
+        max_trials=1,
+        hyperparameters=fixed,
+        tune_new_entries=False,
+        directory=tmp_path,
+        overwrite=True,
+    )
+    hp = tuner.oracle.get_space()
+    assert [p.name for p in hp.space] == ["num_layers"]
+    model = tuner.hypermodel.build(hp)
+    assert model.num_layers == 2
+    assert model.num_heads == 32  # SelfiePretrainer's default
+
+
+def test_search_space_proposes_only_valid_values():
+    # d = 4 * round(256 * 0.15) = 152 = 8 * 19: 16 and 32 do not divide it.
+    model_hp = SelfieHyperModel(image_size=40, patch_size=8, width=0.15)
+    assert model_hp.feature_dim == 152
+    hp = keras_tuner.HyperParameters()
+    model_hp.declare_hyperparameters(hp)
+    space = {p.name: p for p in hp.space}
+    assert set(space["num_heads"].values) == {1, 2, 4, 8, 19}
+    # 5x5 grid: N = 25, so 2 <= M <= 12.
+    assert (space["num_decoder_patches"].min_value,
+            space["num_decoder_patches"].max_value) == (2, 12)
+    heads, decoder = set(), set()
+    for seed in range(200):
+        heads.add(space["num_heads"].random_sample(seed))
+        decoder.add(space["num_decoder_patches"].random_sample(seed))
+    assert heads == {1, 2, 4, 8, 19}
+    assert decoder == set(range(2, 13))
+    # A range of heads keeps only the divisors of d.
+    narrowed = SelfieHyperModel(image_size=40, patch_size=8, width=0.15,
+                                search_space={"num_heads": (3, 20)})
+    assert narrowed.search_space["num_heads"] == ("choice", [4, 8, 19])
+
+
+def test_selfie_objective():
+    assert selfie_objective("val_patch_accuracy").direction == "max"
+    assert selfie_objective("val_loss").direction == "min"
+    with pytest.raises(ValueError, match="val_patch_accuracy"):
+        selfie_objective("val_accuracy")
+
+
+@pytest.mark.parametrize(
+    "search_space, message",
+    [
+        ({"heads": [2, 4]}, r"Unknown .*\['heads'\].*num_heads"),
+        ({"num_heads": [3, 4]}, r"divide .*d=128.*\[3\].*1, 2, 4, 8, 16, 32"),
+        ({"num_heads": (33, 63)}, "no divisor"),
+        ({"num_decoder_patches": (2, 8)}, "from 2 to 7"),
+        ({"num_decoder_patches": 1}, "from 2 to 7"),
+        ({"num_layers": (1.0, 4)}, "integers"),
+        ({"num_layers": (4, 1)}, "low <= high"),
+        ({"dropout": (0.0, 1.0)}, r"\[0, 1\)"),
+        ({"weight_decay": (0.0, 1e-3)}, "log scale"),
+        ({"weight_decay": [-1e-4]}, ">= 0"),
+        ({"encoder_position_embedding": (False, True)}, "not a range"),
+        ({"encoder_position_embedding": [0, 1]}, "True or False"),
+        ({"intermediate_dim": []}, "empty"),
+        ([("num_layers", 2)], "must be a dict"),
+    ],
+)
+def test_search_space_validation(search_space, message):
+    with pytest.raises(ValueError, match=message):
+        SelfieHyperModel(**FIXED, search_space=search_space)
+
+
+def test_constructor_validation():
+    with pytest.raises(ValueError, match=r"\['optimizer'\]"):
+        SelfieHyperModel(**FIXED, compile_kwargs={"optimizer": "adam"})
+    with pytest.raises(ValueError, match="sgd"):
+        SelfieHyperModel(**FIXED, optimizer="adam")
+    with pytest.raises(ValueError, match="at least 5 patches"):
+        SelfieHyperModel(image_size=16, patch_size=8)
