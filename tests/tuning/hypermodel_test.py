@@ -70,7 +70,9 @@ def check_best_trial(tuner, model_hp):
     assert rebuilt.optimizer.nesterov
 
 
-@pytest.mark.parametrize("tuner_class", ["RandomSearch", "Hyperband"])
+@pytest.mark.parametrize(
+    "tuner_class", ["RandomSearch", "BayesianOptimization", "Hyperband"]
+)
 def test_search_best_hyperparameters_rebuild_the_best_model(
     tuner_class, tmp_path
 ):
@@ -81,8 +83,10 @@ def test_search_best_hyperparameters_rebuild_the_best_model(
         overwrite=True,
         seed=0,
     )
-    if tuner_class == "RandomSearch":
-        tuner = keras_tuner.RandomSearch(model_hp, max_trials=2, **kwargs)
+    if tuner_class in ("RandomSearch", "BayesianOptimization"):
+        tuner = getattr(keras_tuner, tuner_class)(
+            model_hp, max_trials=2, **kwargs
+        )
         search(tuner)
     else:
         # One bracket of 2 trials of 2 epochs.
