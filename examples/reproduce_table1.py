@@ -1,0 +1,582 @@
+"""Reproduces the CIFAR-10 row of the paper's Table 1 in one command.
+
+1. Pretrains a `SelfiePretrainer` on the unlabeled CIFAR-10 train split
+   (pad-and-crop + flip augmentation, SGD with Nesterov momentum, warm-up
+   and cosine decay, as `examples/pretrain_cifar10.py`), with a
+   `KNNMonitor` reporting the kNN accuracy of `P` on held-out labeled
+   images every `--knn-every` epochs; the pretext curve (loss,
+   patch_accuracy, knn_accuracy per epoch) is recorded.
+2. Measures linear-probe and kNN accuracy of the pretrained `P` against a
+   randomly initialised `P` (a fresh `SelfiePretrainer` with the same
+   config and seed, i.e. the pretrained model's own starting point).
+3. For each label fraction and seed, takes the class-stratified subset
+   `data.labeled_subset(train, fraction, seed)` -- the same images for both
+   runs -- and fine-tunes a ResNet-50 with `evaluation.finetune` from
+   scratch and from the pretrained `P`, with the same schedule, evaluated
+   on the test split.
+4. Prints and writes (`table1.md`, `results.json` in `--output-dir`) the
+   table `fraction | scratch | pretrained | delta` next to the paper's row,
+   with the wall time and the machine.
+
+    python examples/reproduce_table1.py --preset cpu        # ~1 h, 2 cores
+    python examples/reproduce_table1.py --preset paper      # GPU/TPU
+    python examples/reproduce_table1.py --smoke             # ~1-2 min
+
+Every preset value can be overridden by its flag. Budgets are in steps
+(`--*-steps-per-epoch`), so the running time is predictable.
+"""
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import pathlib
+import platform
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import keras_selfie
+from keras_selfie import data
+from keras_selfie import evaluation
+
+# Table 1 of Trinh, Luong, Le, "Selfie: Self-supervised Pretraining for Image
+# Embedding" (arXiv 1906.02940), CIFAR-10 rows, test accuracy (%) of
+# ResNet-50: supervised only vs. Selfie-pretrained, mean +- std over runs.
+# Copied from /work/shared/PAPER.md, "Results to compare against (paper)".
+PAPER_TABLE1_CIFAR10 = {
+    0.05: {"supervised": (75.9, 0.7), "selfie": (75.9, 0.4), "delta": 0.0},
+    0.08: {"supervised": (79.3, 1.0), "selfie": (80.3, 0.3), "delta": 1.0},
+    0.20: {"supervised": (88.3, 0.3), "selfie": (89.1, 0.5), "delta": 0.8},
+    1.00: {"supervised": (95.5, 0.2), "selfie": (95.7, 0.1), "delta": 0.2},
+}
+
+NUM_CLASSES = 10
+IMAGE_SIZE = 32
+PATCH_SIZE = 8
+
+# `None` for a steps-per-epoch value means "one pass over the data".
+PRESETS = {
+    # The paper's network (P = ResNet-50 stages 1-3 at full width, d = 1024,
+    # 3 Transformer layers as the PyTorch reimplementation wuhoward/SELFIE)
+    # and a long schedule; meant for a GPU or TPU.
+    "paper": dict(
+        width=1.0,
+        num_layers=3,
+        num_heads=32,
+        intermediate_dim=640,
+        pretrain_epochs=200,
+        pretrain_steps_per_epoch=None,  # 50,000 // 128 = 390
+        pretrain_batch_size=128,
+        pretrain_learning_rate=0.1,
+        pretrain_weight_decay=1e-4,
+        pretrain_warmup_epochs=5,
+        knn_every=10,
+        knn_train_images=10_000,
+        knn_test_images=10_000,
+        probe_train_images=50_000,
+        probe_epochs=100,
+        fractions=(0.05, 0.08, 0.20),
+        seeds=3,
+        finetune_epochs=200,
+        finetune_steps_per_epoch=None,  # one pass over the labeled subset
+        finetune_batch_size=128,
+        finetune_learning_rate=0.1,
+        finetune_weight_decay=5e-4,
+        finetune_warmup_epochs=5,
+        test_images=None,  # the whole test split
+        run_eagerly=False,
+    ),
+    # Sized for ~1 hour on 2 CPU cores (see `estimate_seconds`). Measured
+    # with this preset (--pretrain-epochs 1 --finetune-epochs 1): one
+    # pretraining epoch of 120 steps took 154 s (tracing and a kNN
+    # evaluation included), one fine-tuning run of 15 steps 25-27 s
+    # (tracing and the 1,000 test images included): ~1 s per step.
+    "cpu": dict(
+        width=0.25,
+        num_layers=3,
+        num_heads=8,
+        intermediate_dim=640,
+        pretrain_epochs=10,
+        pretrain_steps_per_epoch=120,
+        pretrain_batch_size=64,
+        pretrain_learning_rate=0.1,
+        pretrain_weight_decay=1e-4,
+        pretrain_warmup_epochs=1,
+        knn_every=5,
+        knn_train_images=2_000,
+        knn_test_images=1_000,
+        probe_train_images=5_000,
+        probe_epochs=50,
+        fractions=(0.05, 0.08, 0.20),
+        seeds=3,
+        finetune_epochs=5,
+        finetune_steps_per_epoch=20,
+        finetune_batch_size=64,
+        finetune_learning_rate=0.1,
+        finetune_weight_decay=5e-4,
+        finetune_warmup_epochs=1,
+        test_images=1_000,
+        run_eagerly=False,
+    ),
+    # A check that everything runs (about 1-2 minutes on 2 CPU cores); its
+    # numbers mean nothing. Eager: no graph tracing per model.
+    "smoke": dict(
+        width=0.125,
+        num_layers=1,
+        num_heads=4,
+        intermediate_dim=64,
+        pretrain_epochs=2,
+        pretrain_steps_per_epoch=3,
+        pretrain_batch_size=32,
+        pretrain_learning_rate=0.01,
+        pretrain_weight_decay=1e-4,
+        pretrain_warmup_epochs=1,
+        knn_every=1,
+        knn_train_images=256,
+        knn_test_images=128,
+        probe_train_images=256,
+        probe_epochs=5,
+        fractions=(0.05, 0.08),
+        seeds=1,
+        finetune_epochs=1,
+        finetune_steps_per_epoch=2,
+        finetune_batch_size=32,
+        finetune_learning_rate=0.1,
+        finetune_weight_decay=5e-4,
+        finetune_warmup_epochs=0,
+        test_images=128,
+        run_eagerly=True,
+    ),
+}
+
+# Measured on the 2-core CPU machine of this project (see the module notes).
+CPU_SECONDS = {
+    "pretrain_step_w025_b64": 1.1,
+    "finetune_step_w025_b64": 0.9,
+    "finetune_trace": 12.0,
+    "eval_image": 0.0045,
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    parser.add_argument("--smoke", action="store_true",
+                        help="shorthand for --preset smoke")
+    add = parser.add_argument
+    # Architecture.
+    add("--width", type=float, help="width of ResNet-50 (1.0 = paper)")
+    add("--num-layers", type=int, help="Transformer layers of attention "
+        "pooling")
+    add("--num-heads", type=int)
+    add("--intermediate-dim", type=int)
+    # Pretraining.
+    add("--pretrain-epochs", type=int)
+    add("--pretrain-steps-per-epoch", type=int,
+        help="default: one pass over the 50,000 train images")
+    add("--pretrain-batch-size", type=int)
+    add("--pretrain-learning-rate", type=float)
+    add("--pretrain-weight-decay", type=float)
+    add("--pretrain-warmup-epochs", type=int)
+    add("--knn-every", type=int, help="kNN evaluation every N epochs")
+    add("--knn-train-images", type=int,
+        help="labeled train images forming the kNN memory bank")
+    add("--knn-test-images", type=int,
+        help="held-out labeled test images classified by kNN")
+    # Frozen-feature evaluation.
+    add("--probe-train-images", type=int,
+        help="labeled train images of the linear probe and kNN memory bank")
+    add("--probe-epochs", type=int)
+    # Fine-tuning.
+    add("--fractions", type=float, nargs="+",
+        help="label fractions, e.g. 0.05 0.08 0.2")
+    add("--full", action="store_true",
+        help="also fine-tune on 100%% of the labels (fraction 1.0)")
+    add("--seeds", type=int, help="seeds (runs) per fraction: 0 .. N-1")
+    add("--finetune-epochs", type=int)
+    add("--finetune-steps-per-epoch", type=int,
+        help="default: one pass over the labeled subset")
+    add("--finetune-batch-size", type=int)
+    add("--finetune-learning-rate", type=float)
+    add("--finetune-weight-decay", type=float)
+    add("--finetune-warmup-epochs", type=int)
+    add("--test-images", type=int,
+        help="first N test images to evaluate on (default: all 10,000)")
+    add("--run-eagerly", dest="run_eagerly", action="store_true",
+        default=None, help="train eagerly (no graph tracing)")
+    add("--no-run-eagerly", dest="run_eagerly", action="store_false")
+    # Misc.
+    add("--seed", type=int, default=0,
+        help="seed of pretraining and of the random-P baseline")
+    add("--data-dir", default=None,
+        help="TFDS data folder (default: $TFDS_DATA_DIR or TFDS's own)")
+    add("--output-dir", default="runs/reproduce_table1")
+    add("--verbose", type=int, default=2, help="verbosity of fit")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.preset = "smoke"
+    for key, value in PRESETS[args.preset].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    fractions = [float(f) for f in args.fractions]
+    if args.full and 1.0 not in fractions:
+        fractions.append(1.0)
+    args.fractions = fractions
+    return args
+
+
+def machine():
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": usable,
+        "accelerators": [
+            d.name for d in tf.config.list_physical_devices()
+            if d.device_type != "CPU"
+        ],
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+
+
+def estimate_seconds(args, train_size=50_000):
+    """CPU time estimate from `CPU_SECONDS` (width 0.25, batch 64 scale)."""
+    scale = (args.width / 0.25) ** 2
+    pre_steps = args.pretrain_epochs * (
+        args.pretrain_steps_per_epoch
+        or train_size // args.pretrain_batch_size
+    )
+    pretrain = (pre_steps * CPU_SECONDS["pretrain_step_w025_b64"] * scale
+                * args.pretrain_batch_size / 64)
+    finetune = 0.0
+    for fraction in args.fractions:
+        steps = args.finetune_epochs * (
+            args.finetune_steps_per_epoch
+            or max(int(fraction * train_size) // args.finetune_batch_size, 1)
+        )
+        per_run = (
+            steps * CPU_SECONDS["finetune_step_w025_b64"] * scale
+            * args.finetune_batch_size / 64
+            + CPU_SECONDS["finetune_trace"]
+            + (args.test_images or 10_000) * CPU_SECONDS["eval_image"]
+        )
+        finetune += 2 * args.seeds * per_run
+    return {"pretrain": round(pretrain), "finetune": round(finetune),
+            "total": round(pretrain + finetune)}
+
+
+def build_pretrainer(args):
+    return keras_selfie.SelfiePretrainer(
+        image_size=IMAGE_SIZE,
+        patch_size=PATCH_SIZE,
+        stem="cifar",
+        width=args.width,
+        num_layers=args.num_layers,
+        num_heads=args.num_heads,
+        intermediate_dim=args.intermediate_dim,
+        seed=args.seed,
+    )
+
+
+def pretrain(args, pretrainer, knn_train, knn_test):
+    images = data.load_tfds("cifar10", "train", data_dir=args.data_dir)
+    train = data.make_dataset(
+        images,
+        args.pretrain_batch_size,
+        augment=data.pretraining_augmentation(),
+        repeat=True,
+        seed=args.seed,
+    )
+    steps_per_epoch = args.pretrain_steps_per_epoch or (
+        50_000 // args.pretrain_batch_size
+    )
+    total = args.pretrain_epochs * steps_per_epoch
+    warmup = min(args.pretrain_warmup_epochs * steps_per_epoch, total - 1)
+    schedule = evaluation.cosine_schedule(
+        args.pretrain_learning_rate, total, warmup
+    )
+    pretrainer.compile(
+        optimizer=keras.optimizers.SGD(
+            schedule, momentum=0.9, nesterov=True,
+            weight_decay=args.pretrain_weight_decay or None,
+        ),
+        run_eagerly=args.run_eagerly,
+    )
+    monitor = evaluation.KNNMonitor(
+        knn_train, knn_test, every_n_epochs=args.knn_every
+    )
+    start = time.time()
+    history = pretrainer.fit(
+        train,
+        epochs=args.pretrain_epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=[monitor],
+        verbose=args.verbose,
+    )
+    seconds = time.time() - start
+    curve = []
+    for epoch in range(args.pretrain_epochs):
+        curve.append({
+            "epoch": epoch + 1,
+            "loss": float(history.history["loss"][epoch]),
+            "patch_accuracy": float(history.history["patch_accuracy"][epoch]),
+            "knn_accuracy": monitor.results.get(epoch),
+        })
+    return {
+        "steps": total,
+        "steps_per_epoch": steps_per_epoch,
+        "seconds": round(seconds, 1),
+        "seconds_per_step": round(seconds / total, 3),
+        "chance_patch_accuracy": 1 / pretrainer.num_decoder_patches,
+        "curve": curve,
+    }
+
+
+def frozen_evaluation(args, pretrainer, random_pretrainer, probe_train, test):
+    results = {}
+    for name, model in (("pretrained", pretrainer),
+                        ("random", random_pretrainer)):
+        train_features = evaluation.extract_features(model, probe_train)
+        test_features = evaluation.extract_features(model, test)
+        knn = evaluation.knn_accuracy(*train_features, *test_features)
+        probe = evaluation.linear_probe(
+            model, probe_train, test, epochs=args.probe_epochs,
+            num_classes=NUM_CLASSES, seed=args.seed,
+        )
+        results[name] = {"knn_accuracy": float(knn),
+                         "linear_probe_accuracy": probe["accuracy"]}
+    return results
+
+
+def digest(images, labels):
+    sha = hashlib.sha1()
+    sha.update(np.ascontiguousarray(images).tobytes())
+    sha.update(np.ascontiguousarray(labels).astype("int64").tobytes())
+    return sha.hexdigest()[:16]
+
+
+def finetune_run(args, pretrainer, subset, test, seed, from_scratch):
+    images, labels = subset
+    dataset = data.make_dataset(
+        data.from_arrays(images, labels),
+        args.finetune_batch_size,
+        augment=data.finetuning_augmentation(IMAGE_SIZE),
+        repeat=True,
+        seed=seed,
+    )
+    steps = args.finetune_steps_per_epoch or max(
+        len(labels) // args.finetune_batch_size, 1
+    )
+    keras.utils.set_random_seed(seed)  # the fresh layers' initialisation
+    start = time.time()
+    result = evaluation.finetune(
+        None if from_scratch else pretrainer,
+        dataset,
+        test,
+        num_classes=NUM_CLASSES,
+        epochs=args.finetune_epochs,
+        from_scratch=from_scratch,
+        stem=pretrainer.stem if from_scratch else None,
+        width=pretrainer.width if from_scratch else None,
+        learning_rate=args.finetune_learning_rate,
+        nesterov=True,
+        weight_decay=args.finetune_weight_decay,
+        warmup_epochs=min(args.finetune_warmup_epochs,
+                          args.finetune_epochs - 1),
+        steps_per_epoch=steps,
+        verbose=0,
+        run_eagerly=args.run_eagerly,
+    )
+    return {
+        "accuracy": result["accuracy"],
+        "loss": result["loss"],
+        "num_labeled_images": int(len(labels)),
+        "subset_digest": digest(images, labels),
+        "steps": steps * args.finetune_epochs,
+        "seconds": round(time.time() - start, 1),
+    }
+
+
+def mean_std(values):
+    values = np.asarray(values, dtype="float64") * 100
+    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return float(values.mean()), std
+
+
+def make_table(rows):
+    lines = [
+        "| labels | scratch (%) | pretrained (%) | delta | "
+        "paper supervised | paper Selfie | paper delta |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        paper = PAPER_TABLE1_CIFAR10.get(row["fraction"])
+        if paper:
+            paper_cells = (
+                "{:.1f} +- {:.1f}".format(*paper["supervised"]),
+                "{:.1f} +- {:.1f}".format(*paper["selfie"]),
+                f"{paper['delta']:+.1f}",
+            )
+        else:
+            paper_cells = ("-", "-", "-")
+        lines.append(
+            f"| {row['fraction'] * 100:g}% "
+            f"| {row['scratch_mean']:.1f} +- {row['scratch_std']:.1f} "
+            f"| {row['pretrained_mean']:.1f} +- {row['pretrained_std']:.1f} "
+            f"| {row['delta']:+.1f} | " + " | ".join(paper_cells) + " |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    wall_start = time.time()
+    output_dir = pathlib.Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(args.seed)
+    info = machine()
+    estimate = estimate_seconds(args)
+    print(f"Preset {args.preset!r}; estimated time on 2 CPU cores: "
+          f"{estimate['total'] / 60:.0f} min (pretraining "
+          f"{estimate['pretrain'] / 60:.0f}, fine-tuning "
+          f"{estimate['finetune'] / 60:.0f}). Machine: {info['platform']}, "
+          f"{info['usable_cpus']} usable CPUs, accelerators: "
+          f"{info['accelerators'] or 'none'}.")
+
+    def labeled(split):
+        return data.load_tfds("cifar10", split, labeled=True,
+                              data_dir=args.data_dir)
+
+    test_split = f"test[:{args.test_images}]" if args.test_images else "test"
+    test = data.make_dataset(labeled(test_split), 256, training=False)
+    knn_train = labeled(f"train[:{args.knn_train_images}]")
+    knn_test = labeled(f"test[:{args.knn_test_images}]")
+    probe_train = labeled(f"train[:{args.probe_train_images}]")
+
+    # 1. Pretraining, and the random-P baseline (same config and seed: the
+    # pretrained model's own initial weights).
+    random_pretrainer = build_pretrainer(args)
+    pretrainer = build_pretrainer(args)
+    print("\n== 1. Selfie pretraining on the unlabeled CIFAR-10 train split")
+    pretraining = pretrain(args, pretrainer, knn_train, knn_test)
+    for point in pretraining["curve"]:
+        knn = point["knn_accuracy"]
+        print(f"  epoch {point['epoch']:3d}  loss {point['loss']:.4f}  "
+              f"patch_accuracy {point['patch_accuracy']:.3f}  knn_accuracy "
+              + ("-" if knn is None else f"{knn:.3f}"))
+    pretrainer.save_weights(output_dir / "selfie_pretrainer.weights.h5")
+
+    # 2. Frozen features: pretrained vs. random P.
+    print("\n== 2. Frozen features of P (kNN, linear probe) on "
+          f"{test_split}")
+    frozen = frozen_evaluation(args, pretrainer, random_pretrainer,
+                               probe_train, test)
+    for name, values in frozen.items():
+        print(f"  {name:10} P: kNN {values['knn_accuracy']:.3f}  linear "
+              f"probe {values['linear_probe_accuracy']:.3f}")
+
+    # 3. Fine-tuning on stratified label subsets, scratch vs. pretrained.
+    print("\n== 3. Fine-tuning a ResNet-50 on stratified label subsets")
+    batches = list(labeled("train").batch(10_000).as_numpy_iterator())
+    train_images = np.concatenate([images for images, _ in batches])
+    train_labels = np.concatenate([labels for _, labels in batches])
+    runs = []
+    rows = []
+    for fraction in args.fractions:
+        accuracies = {"scratch": [], "pretrained": []}
+        for seed in range(args.seeds):
+            # The same images for both runs: the subset depends only on
+            # the labels, the fraction and the seed.
+            subset, _ = data.labeled_subset(
+                (train_images, train_labels), fraction, seed=seed
+            )
+            for kind in ("scratch", "pretrained"):
+                run = finetune_run(args, pretrainer, subset, test, seed,
+                                   from_scratch=kind == "scratch")
+                run.update(fraction=fraction, seed=seed, init=kind)
+                runs.append(run)
+                accuracies[kind].append(run["accuracy"])
+                print(f"  {fraction * 100:5g}% seed {seed} {kind:10} "
+                      f"{run['num_labeled_images']:6d} images "
+                      f"{run['steps']:5d} steps  accuracy "
+                      f"{run['accuracy']:.4f}  ({run['seconds']:.0f} s)")
+        scratch_mean, scratch_std = mean_std(accuracies["scratch"])
+        pre_mean, pre_std = mean_std(accuracies["pretrained"])
+        rows.append({
+            "fraction": fraction,
+            "num_labeled_images": runs[-1]["num_labeled_images"],
+            "scratch_accuracies": accuracies["scratch"],
+            "pretrained_accuracies": accuracies["pretrained"],
+            "scratch_mean": scratch_mean,
+            "scratch_std": scratch_std,
+            "pretrained_mean": pre_mean,
+            "pretrained_std": pre_std,
+            "delta": pre_mean - scratch_mean,
+            "paper": PAPER_TABLE1_CIFAR10.get(fraction),
+        })
+
+    # 4. Report.
+    seconds = time.time() - wall_start
+    table = make_table(rows)
+    header = (
+        f"# Table 1, CIFAR-10: ResNet-50 from scratch vs. from Selfie "
+        f"(preset `{args.preset}`)\n\n"
+        f"Test accuracy (%) on `{test_split}`, mean +- std over "
+        f"{args.seeds} seed(s); the paper's numbers are Table 1 of "
+        "arXiv 1906.02940 (full width, long schedules).\n"
+    )
+    config = {k: v for k, v in vars(args).items() if k != "smoke"}
+    footer = (
+        f"\nPretext task after {pretraining['steps']} steps: loss "
+        f"{pretraining['curve'][-1]['loss']:.3f}, patch accuracy "
+        f"{pretraining['curve'][-1]['patch_accuracy']:.3f} (chance "
+        f"{pretraining['chance_patch_accuracy']:.3f}).\n"
+        f"Frozen P on `{test_split}` (kNN / linear probe): pretrained "
+        f"{frozen['pretrained']['knn_accuracy'] * 100:.1f} / "
+        f"{frozen['pretrained']['linear_probe_accuracy'] * 100:.1f}, random "
+        f"{frozen['random']['knn_accuracy'] * 100:.1f} / "
+        f"{frozen['random']['linear_probe_accuracy'] * 100:.1f}.\n\n"
+        f"Wall time: {seconds / 60:.1f} min on {info['platform']} "
+        f"({info['processor']}, {info['usable_cpus']} usable of "
+        f"{info['cpu_count']} CPUs, accelerators: "
+        f"{', '.join(info['accelerators']) or 'none'}).\n\n"
+        f"Configuration: `{json.dumps(config)}`\n"
+    )
+    markdown = header + "\n" + table + "\n" + footer
+    results = {
+        "preset": args.preset,
+        "config": config,
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": info,
+        "wall_seconds": round(seconds, 1),
+        "estimated_seconds": estimate,
+        "test_split": test_split,
+        "pretraining": pretraining,
+        "frozen_features": frozen,
+        "table": rows,
+        "runs": runs,
+        "paper": {str(k): v for k, v in PAPER_TABLE1_CIFAR10.items()},
+    }
+    (output_dir / "table1.md").write_text(markdown)
+    (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+    print("\n" + markdown)
+    print(f"Written: {(output_dir / 'table1.md').resolve()}, "
+          f"{(output_dir / 'results.json').resolve()}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
