@@ -4,6 +4,7 @@ TensorFlow fixes its devices when it first runs an op, so the two logical
 CPUs that the distribution tests need are made here, before any test runs.
 """
 
+import functools
 import os
 import pathlib
 
@@ -31,6 +32,18 @@ TINY = dict(
     num_heads=4,
     intermediate_dim=64,
 )
+
+
+@functools.cache
+def two_cpu_strategy():
+    """One `MirroredStrategy` over the two logical CPUs, shared by all tests.
+
+    Each strategy numbers its collective operations from the same start, and
+    TensorFlow remembers an operation's dtype by that number for the whole
+    process: a second strategy whose all-reduce number 100 is float32 fails
+    after a first one's was float64. One shared strategy keeps counting.
+    """
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ import tensorflow as tf
 from keras_selfie.data.augment import pretraining_augmentation
 from keras_selfie.data.pipeline import distributed_dataset
 from keras_selfie.data.pipeline import make_dataset
+from conftest import two_cpu_strategy
 
 
 def labelled(count=20, size=8):
@@ -139,7 +140,7 @@ class TestMakeDataset:
 
 class TestDistributedDataset:
     def test_per_replica_batches_cover_every_example_once(self):
-        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        strategy = two_cpu_strategy()
         dist = distributed_dataset(
             strategy, lambda ctx: labelled(24), global_batch_size=8,
             augment=pretraining_augmentation(), seed=0,
@@ -161,7 +162,7 @@ class TestDistributedDataset:
         assert sorted(seen) == list(range(24))
 
     def test_rejects_indivisible_global_batch(self):
-        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        strategy = two_cpu_strategy()
         with pytest.raises(ValueError, match="global_batch_size"):
             distributed_dataset(strategy, lambda ctx: labelled(), 7)
         with pytest.raises(ValueError, match="strategy"):

@@ -15,6 +15,7 @@ import tensorflow as tf
 import keras_selfie
 from keras_selfie.utils.distribution import replica_info
 from conftest import TINY
+from conftest import two_cpu_strategy
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def train(
 
 
 def two_cpus():
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    return two_cpu_strategy()
 
 
 def max_difference(weights_a, weights_b):

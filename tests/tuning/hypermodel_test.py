@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import TINY
+from conftest import two_cpu_strategy
 
 from keras_selfie.tuning import SelfieHyperModel
 from keras_selfie.tuning import selfie_objective
@@ -99,7 +100,7 @@ def test_search_best_hyperparameters_rebuild_the_best_model(
 
 
 def test_search_under_mirrored_strategy(tmp_path):
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = two_cpu_strategy()
     model_hp = hypermodel()
     tuner = keras_tuner.RandomSearch(
         model_hp,
