@@ -5,6 +5,7 @@ CPUs that the distribution tests need are made here, before any test runs.
 """
 
 import functools
+import importlib.util
 import os
 import pathlib
 
@@ -32,6 +33,15 @@ TINY = dict(
     num_heads=4,
     intermediate_dim=64,
 )
+
+
+def load_example(name):
+    """Imports `examples/<name>.py` as a module, to call its `main()`."""
+    path = REPO / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @functools.cache

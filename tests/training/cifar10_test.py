@@ -1,16 +1,6 @@
 """A short Selfie pretraining on the real CIFAR-10 learns the pretext task."""
 
-import importlib.util
-
-from conftest import REPO
-
-
-def load_example(name):
-    path = REPO / "examples" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_example
 
 
 def test_short_pretraining_beats_chance_on_cifar10(tfds_data_dir, tmp_path):

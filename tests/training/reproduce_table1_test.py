@@ -1,17 +1,8 @@
 """The Table 1 reproduction runs end to end (smoke preset, real CIFAR-10)."""
 
-import importlib.util
 import json
 
-from conftest import REPO
-
-
-def load_example(name):
-    path = REPO / "examples" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_example
 
 
 def test_reproduce_table1_smoke(tfds_data_dir, tmp_path):
