@@ -93,11 +93,8 @@ def main(argv=None):
     learning_rate = args.learning_rate or (
         0.1 if args.optimizer == "sgd" else 1e-3
     )
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0,
-        decay_steps=max(args.steps - args.steps // 10, 1),
-        warmup_target=learning_rate,
-        warmup_steps=args.steps // 10,
+    schedule = keras_selfie.evaluation.cosine_schedule(
+        learning_rate, total_steps=args.steps, warmup_steps=args.steps // 10
     )
     if args.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(
