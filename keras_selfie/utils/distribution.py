@@ -55,3 +55,54 @@ def scale_for_replicas(value):
     if num_replicas == 1:
         return value
     return value / num_replicas
+
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
+
+def get_strategy(name="default", tpu=None):
+    """Returns a `tf.distribute.Strategy` by name.
+
+    Args:
+        name: one of `STRATEGIES`:
+            - `"default"`: TensorFlow's default strategy (one device: the
+              first GPU if there is one, else the CPU).
+            - `"mirrored"`: `tf.distribute.MirroredStrategy` over all local
+              GPUs (or the CPU).
+            - `"multi_worker"`: `tf.distribute.MultiWorkerMirroredStrategy`;
+              the cluster and this worker's index are read from the
+              `TF_CONFIG` environment variable, which must be set.
+            - `"tpu"`: `tf.distribute.TPUStrategy` on the TPU named by `tpu`.
+        tpu: optional TPU name or address for `"tpu"` (`None`: the TPU of
+            this VM or of `TPU_NAME`).
+
+    Returns:
+        The strategy; build and compile models inside `strategy.scope()`.
+    """
+    import os
+
+    import tensorflow as tf
+
+    if name not in STRATEGIES:
+        raise ValueError(
+            f"Argument `name` must be one of {STRATEGIES}. Received: "
+            f"name={name!r}"
+        )
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise ValueError(
+                "Strategy 'multi_worker' reads the cluster from the "
+                "`TF_CONFIG` environment variable, which is not set. Set it "
+                "on every worker, e.g. TF_CONFIG='{\"cluster\": {\"worker\": "
+                "[\"host1:12345\", \"host2:12345\"]}, \"task\": {\"type\": "
+                "\"worker\", \"index\": 0}}'."
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
