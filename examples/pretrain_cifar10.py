@@ -9,7 +9,9 @@ a ResNet-50 ready to fine-tune.
     python examples/pretrain_cifar10.py --steps 600 --width 0.25
 
 Defaults are sized for a laptop CPU (a few minutes); `--width 1.0` and more
-steps give the paper's network.
+steps give the paper's network. A killed run resumes where its last
+backup (every epoch, in OUTPUT_DIR/backup) left off when the same command
+is run again; `keras-selfie pretrain` is the general command line.
 """
 
 import argparse
@@ -21,6 +23,7 @@ import time
 import keras
 
 import keras_selfie
+from keras_selfie import training
 
 
 def parse_args(argv=None):
@@ -52,19 +55,9 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def cifar10_images(split, batch_size, seed, training, data_dir=None):
+def cifar10_test_images(split, data_dir=None):
     images = keras_selfie.data.load_tfds("cifar10", split, data_dir=data_dir)
-    return keras_selfie.data.make_dataset(
-        images,
-        batch_size,
-        training=training,
-        # The paper's augmentation: pad 4 pixels, random crop back, flip.
-        augment=keras_selfie.data.pretraining_augmentation()
-        if training
-        else None,
-        repeat=training,
-        seed=seed,
-    )
+    return keras_selfie.data.make_dataset(images, 256, training=False)
 
 
 def main(argv=None):
@@ -73,12 +66,24 @@ def main(argv=None):
     output_dir = pathlib.Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    train = cifar10_images(
-        "train", args.batch_size, args.seed, True, args.data_dir
+    epochs = 10
+    steps_per_epoch = max(args.steps // epochs, 1)
+    # Resuming: the epochs the backup holds are skipped in the (seeded,
+    # repeated) batches, so the run goes on with the data it would have had.
+    done = training.backup_epoch(output_dir / training.callbacks.BACKUP_DIR)
+    training.trim_history(output_dir / training.callbacks.HISTORY_CSV, done)
+    if done:
+        print(f"Resuming from the backup in {output_dir / 'backup'}: "
+              f"epoch {done} of {epochs} done.")
+    # The paper's augmentation: pad 4 pixels, random crop back, flip.
+    train = training.pretraining_batches(
+        keras_selfie.data.load_tfds("cifar10", "train",
+                                    data_dir=args.data_dir),
+        args.batch_size,
+        seed=args.seed,
+        skip_batches=done * steps_per_epoch,
     )
-    test = cifar10_images(
-        f"test[:{args.eval_images}]", 256, args.seed, False, args.data_dir
-    )
+    test = cifar10_test_images(f"test[:{args.eval_images}]", args.data_dir)
 
     pretrainer = keras_selfie.SelfiePretrainer(
         image_size=32,
@@ -90,21 +95,13 @@ def main(argv=None):
         intermediate_dim=args.intermediate_dim,
         seed=args.seed,
     )
-    learning_rate = args.learning_rate or (
-        0.1 if args.optimizer == "sgd" else 1e-3
+    optimizer = training.pretraining_optimizer(
+        args.optimizer,
+        args.learning_rate,
+        args.weight_decay,
+        total_steps=steps_per_epoch * epochs,
+        warmup_steps=steps_per_epoch * epochs // 10,
     )
-    schedule = keras_selfie.evaluation.cosine_schedule(
-        learning_rate, total_steps=args.steps, warmup_steps=args.steps // 10
-    )
-    if args.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(
-            schedule, momentum=0.9, nesterov=True,
-            weight_decay=args.weight_decay,
-        )
-    else:
-        optimizer = keras.optimizers.AdamW(
-            schedule, weight_decay=args.weight_decay
-        )
     pretrainer.compile(optimizer=optimizer)
     print(
         f"Selfie on CIFAR-10: {pretrainer.num_patches} patches of "
@@ -117,12 +114,12 @@ def main(argv=None):
     )
     before = pretrainer.evaluate(test, verbose=0, return_dict=True)
     start = time.time()
-    epochs = 10
-    history = pretrainer.fit(
+    pretrainer.fit(
         train,
         epochs=epochs,
-        steps_per_epoch=max(args.steps // epochs, 1),
+        steps_per_epoch=steps_per_epoch,
         validation_data=test,
+        callbacks=training.training_callbacks(output_dir, checkpoint=False),
         verbose=2,
     )
     seconds = time.time() - start
@@ -136,14 +133,17 @@ def main(argv=None):
     resnet_path = output_dir / "resnet50_from_selfie.keras"
     resnet.save(resnet_path)
     results = {
-        "steps": max(args.steps // epochs, 1) * epochs,
+        "steps": steps_per_epoch * epochs,
         "batch_size": args.batch_size,
         "width": args.width,
         "train_seconds": round(seconds, 1),
         "chance_patch_accuracy": 1 / pretrainer.num_decoder_patches,
         "test_before": before,
         "test_after": after,
-        "history": history.history,
+        # Every epoch, those of runs before a resume included.
+        "history": training.read_history(
+            output_dir / training.callbacks.HISTORY_CSV
+        ),
         "pretrainer": str(pretrainer_path),
         "resnet50": str(resnet_path),
     }

@@ -1,0 +1,269 @@
+"""`keras-selfie pretrain`: Selfie pretraining that resumes after a kill."""
+
+import os
+import shutil
+import time
+
+from keras_selfie.cli import common
+
+HELP = "pretrain a SelfiePretrainer on unlabeled images"
+DESCRIPTION = """\
+Pretrains Selfie on unlabeled images (a TFDS dataset or a folder): every
+step hides M of the N patches of each image, and the model learns to pick
+the right patch for each hidden position among the M hidden ones.
+
+The run lives in --output-dir. A backup is written there after every epoch
+(or every --backup-every-steps steps); if the run is killed, the same
+command resumes from the last backup: weights, optimizer state, step
+counter, epoch and random state come back, and the input pipeline skips
+the batches already seen (backups at epoch ends resume exactly).
+--no-resume starts over instead.
+
+At the end, OUTPUT_DIR holds selfie_pretrainer.keras (the model; give it
+to finetune, evaluate, visualize, export), checkpoints/last.keras (the last
+completed epoch, kept during the run), history.csv and history.json (loss,
+patch_accuracy, knn_accuracy per epoch) and training_curves.png.
+
+Defaults are sized for a CPU (ResNet-50 stages 1-3 at width 0.25); the
+paper's network is --width 1.0 --num-layers 3 --num-heads 32.
+
+Example:
+  keras-selfie pretrain --dataset cifar10 --epochs 10 --batch-size 64 \\
+      --knn-every 2 --output-dir runs/selfie"""
+
+
+def add_parser(subparsers):
+    from keras_selfie.utils.distribution import STRATEGIES
+
+    parser = common.add_subparser(subparsers, "pretrain", HELP, DESCRIPTION)
+    common.add_data_arguments(parser)
+    add = parser.add_argument_group("images and patches").add_argument
+    add("--image-size", type=common.positive_int, default=32,
+        help="side of the (square) images; folder images are "
+        "center-cropped to it, TFDS images must have it")
+    add("--patch-size", type=common.positive_int, default=8,
+        help="side of the square patches; must divide --image-size "
+        "(the paper: 8 for 32x32 images, 32 for 224x224)")
+    add("--num-decoder-patches", type=common.positive_int, default=None,
+        metavar="M", help="patches to predict per image, 2 <= M < N/2 "
+        "(default: N // 4)")
+
+    add = parser.add_argument_group("model").add_argument
+    add("--stem", choices=("cifar", "imagenet"), default="cifar",
+        help="ResNet stem: 3x3 convolution for small patches (cifar) or "
+        "the 7x7 ImageNet stem for 32x32 patches")
+    add("--width", type=common.positive_float, default=0.25,
+        help="width multiplier of ResNet-50 stages 1-3 (1.0 = the paper)")
+    add("--num-layers", type=common.positive_int, default=3,
+        help="Transformer layers of the attention pooling")
+    add("--num-heads", type=common.positive_int, default=8,
+        help="attention heads; must divide the feature size "
+        "1024 * width")
+    add("--intermediate-dim", type=common.positive_int, default=640,
+        help="feed-forward width of the attention pooling")
+
+    add = parser.add_argument_group("training").add_argument
+    add("--epochs", type=common.positive_int, default=10)
+    add("--steps-per-epoch", type=common.positive_int, default=None,
+        help="steps per epoch (default: one pass over the images)")
+    add("--batch-size", type=common.positive_int, default=64,
+        help="global batch size (split between the replicas)")
+    add("--optimizer", choices=("sgd", "adamw"), default="sgd",
+        help="SGD with Nesterov momentum 0.9, or AdamW")
+    add("--learning-rate", type=common.positive_float, default=None,
+        help="peak learning rate (default: 0.1 for sgd, 1e-3 for adamw); "
+        "linear warm-up, then cosine decay to 0")
+    add("--weight-decay", type=common.non_negative_float, default=1e-4)
+    add("--warmup-epochs", type=common.non_negative_int, default=1)
+    add("--strategy", choices=STRATEGIES, default="default",
+        help="tf.distribute strategy: default (one device), mirrored (all "
+        "local GPUs), multi_worker (several machines; each reads the "
+        "cluster and its own index from the TF_CONFIG environment "
+        "variable, e.g. TF_CONFIG='{\"cluster\": {\"worker\": [\"h1:12345\", "
+        "\"h2:12345\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}'), "
+        "tpu")
+    add("--seed", type=common.non_negative_int, default=0,
+        help="seed of the initial weights, the data order and augmentation "
+        "and the masked positions")
+    add("--deterministic", action="store_true",
+        help="deterministic TensorFlow ops (slower; bit-exact reruns and "
+        "resumes)")
+    add("--jit-compile", action="store_true",
+        help="compile the training step with XLA")
+    add("--run-eagerly", action="store_true",
+        help="run the step eagerly, without tf.function (for debugging; "
+        "slow, but no tracing)")
+
+    add = parser.add_argument_group("output and monitoring").add_argument
+    add("--output-dir", default="runs/selfie", metavar="DIR")
+    add("--backup-every-steps", type=common.positive_int, default=None,
+        metavar="N", help="back up every N steps instead of every epoch "
+        "(for long epochs; Keras resumes at the start of the interrupted "
+        "epoch, so the steps of it done before the backup are repeated)")
+    add("--no-resume", action="store_true",
+        help="start over: delete the backup and the log of an earlier run "
+        "in --output-dir instead of resuming it")
+    add("--knn-every", type=common.non_negative_int, default=0, metavar="N",
+        help="every N epochs (and after the last), the kNN accuracy of the "
+        "features on labeled held-out images (TFDS: --knn-split; folder "
+        "with class subfolders: 20%% held out); 0: never")
+    add("--knn-split", default="test",
+        help="TFDS split classified by the kNN monitor")
+    add("--knn-train-images", type=common.positive_int, default=2000,
+        help="labeled training images forming the kNN memory bank "
+        "(votes of the 20 nearest, or of all if fewer)")
+    add("--knn-test-images", type=common.positive_int, default=1000,
+        help="held-out images classified by the kNN monitor")
+    add("--tensorboard", action="store_true",
+        help="also write TensorBoard logs to OUTPUT_DIR/logs")
+    add("--verbose", choices=("auto", "0", "1", "2"), default="auto",
+        help="Keras verbosity: 1 progress bars, 2 one line per epoch")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _verbose(value):
+    return value if value == "auto" else int(value)
+
+
+def _knn_monitor(args, dataset, image_folder):
+    """A `KNNMonitor` on held-out labeled images, or `None` without labels."""
+    from keras_selfie import evaluation
+    from keras_selfie import training
+
+    try:
+        train, test, _ = training.labeled_splits(
+            dataset, image_folder, args.split, args.knn_split,
+            args.image_size, args.data_dir,
+        )
+    except ValueError as error:
+        print(f"No kNN monitor: the data has no labels ({error})")
+        return None
+    return evaluation.KNNMonitor(
+        train.take(args.knn_train_images),
+        test.take(args.knn_test_images),
+        every_n_epochs=args.knn_every,
+        k=min(20, args.knn_train_images),
+    )
+
+
+def run(args):
+    from keras_selfie import training
+    from keras_selfie.models.selfie_pretrainer import SelfiePretrainer
+    from keras_selfie.utils.distribution import get_strategy
+    from keras_selfie.visualization import plot_training_curves
+
+    output_dir = args.output_dir
+    backup_dir = os.path.join(output_dir, training.callbacks.BACKUP_DIR)
+    history_csv = os.path.join(output_dir, training.callbacks.HISTORY_CSV)
+    if args.no_resume:
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        if os.path.exists(history_csv):
+            os.remove(history_csv)
+    training.set_seed(args.seed, args.deterministic)
+    strategy = get_strategy(args.strategy)
+    dataset, image_folder = common.data_source(args)
+    images = training.load_images(
+        dataset, image_folder, args.split, args.image_size,
+        data_dir=args.data_dir,
+    )
+    steps = args.steps_per_epoch or training.num_batches(
+        images, args.batch_size
+    )
+    total_steps = args.epochs * steps
+    done = training.backup_epoch(backup_dir)
+    if done:
+        print(f"Resuming from the backup in {backup_dir}: epoch {done} of "
+              f"{args.epochs} done, continuing at step {done * steps + 1} "
+              f"of {total_steps}.")
+    else:
+        print(f"Starting a new run in {output_dir}.")
+    training.trim_history(history_csv, done)
+    train = training.pretraining_batches(
+        images, args.batch_size, seed=args.seed, skip_batches=done * steps
+    )
+
+    with strategy.scope():
+        pretrainer = SelfiePretrainer(
+            image_size=args.image_size,
+            patch_size=args.patch_size,
+            num_decoder_patches=args.num_decoder_patches,
+            stem=args.stem,
+            width=args.width,
+            num_layers=args.num_layers,
+            num_heads=args.num_heads,
+            intermediate_dim=args.intermediate_dim,
+            seed=args.seed,
+        )
+        pretrainer.compile(
+            optimizer=training.pretraining_optimizer(
+                args.optimizer,
+                args.learning_rate,
+                args.weight_decay,
+                total_steps,
+                min(args.warmup_epochs * steps, total_steps - 1),
+            ),
+            jit_compile=args.jit_compile,
+            run_eagerly=args.run_eagerly,
+        )
+    monitors = []
+    if args.knn_every:
+        monitor = _knn_monitor(args, dataset, image_folder)
+        monitors = [monitor] if monitor else []
+    callbacks = training.training_callbacks(
+        output_dir,
+        backup_every_steps=args.backup_every_steps,
+        monitors=monitors,
+        log_keys=("knn_accuracy",) if monitors else (),
+        tensorboard=args.tensorboard,
+    )
+    print(
+        f"Selfie on {dataset or image_folder}: {pretrainer.num_patches} "
+        f"patches of {pretrainer.patch_size}x{pretrainer.patch_size}, "
+        f"{pretrainer.num_decoder_patches} to predict per image (chance = "
+        f"{1 / pretrainer.num_decoder_patches:.3f}), P = ResNet-50 stages "
+        f"1-3 at width {args.width} (d = {pretrainer.feature_dim}), "
+        f"{pretrainer.count_params():,} parameters; {args.epochs} epochs of "
+        f"{steps} steps of batch {args.batch_size} on "
+        f"{strategy.num_replicas_in_sync} replica(s)."
+    )
+    start = time.time()
+    try:
+        pretrainer.fit(
+            train,
+            epochs=args.epochs,
+            steps_per_epoch=steps,
+            callbacks=callbacks,
+            verbose=_verbose(args.verbose),
+        )
+    except training.DivergenceError as error:
+        raise common.CommandError(
+            f"{error} (--learning-rate)", status=1
+        ) from None
+    seconds = time.time() - start
+    steps_done = int(pretrainer.optimizer.iterations.numpy())
+    pretrainer_path = os.path.join(output_dir, "selfie_pretrainer.keras")
+    pretrainer.save(pretrainer_path)
+    history = training.read_history(history_csv)
+    history_json = common.write_json(
+        os.path.join(output_dir, "history.json"), history
+    )
+    curves_path = os.path.join(output_dir, "training_curves.png")
+    plot_training_curves(history, curves_path)
+    last = [f"{key} {history[key][-1]:.4f}"
+            for key in ("loss", "patch_accuracy", "knn_accuracy")
+            if history.get(key) and history[key][-1] is not None]
+    print(f"\nSelfie pretraining done: {steps_done} steps in total, "
+          f"{seconds / 60:.1f} min in this run. Last epoch: "
+          + ", ".join(last))
+    common.print_written([
+        ("the pretrained model", pretrainer_path),
+        ("the last completed epoch", os.path.join(
+            output_dir, training.callbacks.CHECKPOINT_PATH)),
+        ("loss and accuracies per epoch", history_csv),
+        ("the same, as JSON", history_json),
+        ("training curves", curves_path),
+    ] + ([("TensorBoard logs", os.path.join(
+        output_dir, training.callbacks.TENSORBOARD_DIR))]
+        if args.tensorboard else []))
+    return pretrainer
