@@ -16,6 +16,7 @@ from keras_selfie import losses
 from keras_selfie import models
 from keras_selfie import training
 from keras_selfie import tuning
+from keras_selfie import visualization
 from keras_selfie.layers import AttentionPooling
 from keras_selfie.layers import PatchExtractor
 from keras_selfie.layers import RowColPositionalEmbedding
