@@ -89,7 +89,8 @@ def add_parser(subparsers):
         help="deterministic TensorFlow ops (slower; bit-exact reruns and "
         "resumes)")
     add("--jit-compile", action="store_true",
-        help="compile the training step with XLA")
+        help="compile the training step with XLA (without it, Keras "
+        "decides: XLA on a GPU, not on a CPU)")
     add("--run-eagerly", action="store_true",
         help="run the step eagerly, without tf.function (for debugging; "
         "slow, but no tracing)")
@@ -203,7 +204,7 @@ def run(args):
                 total_steps,
                 min(args.warmup_epochs * steps, total_steps - 1),
             ),
-            jit_compile=args.jit_compile,
+            jit_compile=True if args.jit_compile else "auto",
             run_eagerly=args.run_eagerly,
         )
     monitors = []
