@@ -74,6 +74,28 @@ def _check_optional_int(name, value, minimum, allow_bool=False):
     return value
 
 
+def _check_size(dataset, batch_size, drop_remainder, repeat):
+    """Rejects a dataset that would give no batch, when its size is known."""
+    size = int(dataset.cardinality())
+    if size == 0:
+        raise ValueError(
+            "Argument `dataset` is empty: it yields no example. Check the "
+            "source (split name, folder, filter)."
+        )
+    if repeat is True:
+        return
+    passes = repeat or 1
+    if drop_remainder and 0 < size * passes < batch_size:
+        raise ValueError(
+            f"Argument `dataset` holds {size} example(s) ({passes} "
+            f"pass(es)), fewer than batch_size={batch_size}, and "
+            "`drop_remainder=True` (the "
+            "default when training) drops incomplete batches, so no batch "
+            "would be made. Pass a smaller `batch_size` or "
+            "`drop_remainder=False`."
+        )
+
+
 def make_dataset(
     dataset,
     batch_size,
@@ -175,6 +197,7 @@ def make_dataset(
         )
     if drop_remainder is None:
         drop_remainder = training
+    _check_size(dataset, batch_size, drop_remainder, repeat)
 
     if cache is True:
         dataset = dataset.cache()
