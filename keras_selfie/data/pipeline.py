@@ -12,6 +12,7 @@ example, batched with static shapes and prefetched.
 
 import tensorflow as tf
 
+from keras_selfie.utils.images import scale_images
 from keras_selfie.utils.validation import check_image_dtype
 from keras_selfie.utils.validation import check_positive_int
 
@@ -71,6 +72,28 @@ def _check_optional_int(name, value, minimum, allow_bool=False):
             f"Received: {name}={value!r}"
         )
     return value
+
+
+def _check_size(dataset, batch_size, drop_remainder, repeat):
+    """Rejects a dataset that would give no batch, when its size is known."""
+    size = int(dataset.cardinality())
+    if size == 0:
+        raise ValueError(
+            "Argument `dataset` is empty: it yields no example. Check the "
+            "source (split name, folder, filter)."
+        )
+    if repeat is True:
+        return
+    passes = repeat or 1
+    if drop_remainder and 0 < size * passes < batch_size:
+        raise ValueError(
+            f"Argument `dataset` holds {size} example(s) ({passes} "
+            f"pass(es)), fewer than batch_size={batch_size}, and "
+            "`drop_remainder=True` (the "
+            "default when training) drops incomplete batches, so no batch "
+            "would be made. Pass a smaller `batch_size` or "
+            "`drop_remainder=False`."
+        )
 
 
 def make_dataset(
@@ -174,6 +197,7 @@ def make_dataset(
         )
     if drop_remainder is None:
         drop_remainder = training
+    _check_size(dataset, batch_size, drop_remainder, repeat)
 
     if cache is True:
         dataset = dataset.cache()
@@ -231,6 +255,15 @@ def distributed_dataset(strategy, dataset_fn, global_batch_size, **kwargs):
     to `model.fit` is simpler and equivalent: Keras splits each global
     batch between the replicas. The model's `fit` takes the returned
     `tf.distribute.DistributedDataset` as it is.
+
+    Under `tf.distribute.MultiWorkerMirroredStrategy`, uint8 images are
+    scaled to float32 `[0, 1]` here, the values `SelfiePretrainer` and the
+    evaluation functions would compute from them: Keras' `fit` all-reduces
+    the first batch to build the model, and TensorFlow's collective
+    all-reduce has no uint8 kernel (`CollectiveReduceV2` fails with "Value
+    for attr 'T' of uint8 is not in the list of allowed values"). For the
+    same reason, pass this function's result rather than a plain uint8
+    dataset to `fit` on several workers.
 
     Sharding happens before shuffling and caching, so give `dataset_fn` an
     unshuffled dataset with a fixed order (file-level sharding, e.g. TFDS
@@ -298,6 +331,7 @@ def distributed_dataset(strategy, dataset_fn, global_batch_size, **kwargs):
             f"Received: shard={shard!r}"
         )
     seed = kwargs.pop("seed", None)
+    to_float = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
     def per_worker(input_context):
         dataset = dataset_fn(input_context)
@@ -307,7 +341,7 @@ def distributed_dataset(strategy, dataset_fn, global_batch_size, **kwargs):
                 input_context.num_input_pipelines,
                 input_context.input_pipeline_id,
             )
-        return make_dataset(
+        dataset = make_dataset(
             dataset,
             input_context.get_per_replica_batch_size(global_batch_size),
             seed=(
@@ -316,5 +350,22 @@ def distributed_dataset(strategy, dataset_fn, global_batch_size, **kwargs):
             ),
             **kwargs,
         )
+        if to_float:
+            dataset = _scale_uint8_batches(dataset)
+        return dataset
 
     return strategy.distribute_datasets_from_function(per_worker)
+
+
+def _scale_uint8_batches(dataset):
+    """Maps uint8 image batches to float32 `[0, 1]`; float ones stay."""
+    spec = dataset.element_spec
+    has_labels = isinstance(spec, tuple)
+    if (spec[0] if has_labels else spec).dtype != tf.uint8:
+        return dataset
+    if has_labels:
+        return dataset.map(
+            lambda images, labels: (scale_images(images), labels),
+            num_parallel_calls=AUTOTUNE,
+        )
+    return dataset.map(scale_images, num_parallel_calls=AUTOTUNE)

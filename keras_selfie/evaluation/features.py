@@ -116,4 +116,13 @@ def extract_features(pretrainer_or_patch_network, dataset, batch_size=256):
         labels.append(np.asarray(batch_labels).reshape(-1))
     if not features:
         raise ValueError("Argument `dataset` is empty: it yielded no batch.")
-    return np.concatenate(features), np.concatenate(labels)
+    features = np.concatenate(features)
+    if not np.all(np.isfinite(features)):
+        raise ValueError(
+            "The patch network's features hold NaN or infinite values for "
+            f"{int(np.sum(~np.all(np.isfinite(features), axis=1)))} of "
+            f"{len(features)} images: its weights or batch-norm statistics "
+            "diverged during pretraining (e.g. a learning rate too high; "
+            "`keras.callbacks.TerminateOnNaN` stops such a run)."
+        )
+    return features, np.concatenate(labels)

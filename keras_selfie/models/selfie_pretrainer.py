@@ -10,6 +10,7 @@ from keras_selfie.losses.distractor_softmax_loss import DistractorSoftmaxLoss
 from keras_selfie.losses.distractor_softmax_loss import distractor_logits
 from keras_selfie.models.resnet import feature_dim
 from keras_selfie.models.resnet import patch_network
+from keras_selfie.utils.distribution import logs_for_multi_worker
 from keras_selfie.utils.distribution import replica_slice_of_global_draw
 from keras_selfie.utils.distribution import scale_for_replicas
 from keras_selfie.utils.images import scale_images
@@ -426,7 +427,7 @@ class SelfiePretrainer(keras.Model):
         self.patch_accuracy_tracker.update_state(
             ops.cast(correct, "float32"), sample_weight=sample_weight
         )
-        return self.get_metrics_result()
+        return logs_for_multi_worker(self.get_metrics_result())
 
     def get_config(self):
         config = super().get_config()

@@ -57,6 +57,36 @@ def scale_for_replicas(value):
     return value / num_replicas
 
 
+def in_multi_worker_mode():
+    """Whether the current strategy all-reduces across several workers."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    return isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    ) and strategy.extended._in_multi_worker_mode()
+
+
+def logs_for_multi_worker(logs):
+    """Gives each scalar log a leading axis of 1 on several workers.
+
+    Keras 3's TensorFlow `fit` (3.15 at least) reduces every per-replica log
+    with `strategy.reduce("MEAN", value, axis=0)` under a multi-worker
+    `MultiWorkerMirroredStrategy`, which fails for scalars ("Invalid
+    reduction dimension 0 for input with 0 dimensions"). With shape `(1,)`
+    that reduce is the mean over replicas, a scalar, as on one worker.
+    Elsewhere `logs` is returned unchanged.
+    """
+    if not in_multi_worker_mode():
+        return logs
+    return {
+        name: ops.reshape(value, (1,)) if len(value.shape) == 0 else value
+        for name, value in logs.items()
+    }
+
+
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 

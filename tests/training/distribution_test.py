@@ -16,26 +16,15 @@ import keras_selfie
 from keras_selfie.utils.distribution import replica_info
 from conftest import TINY
 from conftest import two_cpu_strategy
+from seeded_run import fit_and_record
+from seeded_run import random_images
+from seeded_run import seeded_pretrainer
 
 
 @pytest.fixture(scope="module")
 def single_device_run():
     """Losses and weights of the reference run: one device, float64."""
     return train(TINY, tf.distribute.get_strategy())
-
-
-def images(count=16, seed=0):
-    return np.random.RandomState(seed).randint(
-        0, 256, size=(count, 32, 32, 3), dtype="uint8"
-    )
-
-
-class BatchLosses(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.losses = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.losses.append(float(logs["loss"]))
 
 
 def train(
@@ -47,24 +36,13 @@ def train(
     dtype="float64",
 ):
     """Trains 4 steps from seeded weights; returns losses and weights."""
-    keras.utils.set_random_seed(1)
-    with strategy.scope():
-        model = keras_selfie.SelfiePretrainer(
-            **config,
-            dropout=0.0,
-            synchronized_batch_norm=True,
-            seed=3,
-            dtype=dtype,
-        )
-        model.compile(
-            optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
-            loss=loss or keras_selfie.DistractorSoftmaxLoss(dtype=dtype),
-            jit_compile=jit_compile,
-        )
-    data = tf.data.Dataset.from_tensor_slices(images()).batch(global_batch)
-    recorder = BatchLosses()
-    model.fit(data, epochs=2, verbose=0, shuffle=False, callbacks=[recorder])
-    return recorder.losses, [v.numpy() for v in model.weights]
+    model = seeded_pretrainer(
+        config, strategy, dtype=dtype, jit_compile=jit_compile, loss=loss
+    )
+    data = tf.data.Dataset.from_tensor_slices(random_images()).batch(
+        global_batch
+    )
+    return fit_and_record(model, data, epochs=2)
 
 
 def two_cpus():

@@ -1,0 +1,81 @@
+"""`MultiWorkerMirroredStrategy`: two workers train as one.
+
+Two worker processes on 127.0.0.1 (`multi_worker_worker.py`, with
+`TF_CONFIG` naming free ports) and one single-worker reference with the same
+global batches run at the same time; each writes what it read, its losses
+and its weights. The workers must end with the same weights as each other
+and as the reference (float64, so only reordered sums differ), and each
+must have read its own half of the data.
+"""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from conftest import TINY
+from processes import free_ports
+from processes import launch
+from processes import wait_all
+
+WORKER = pathlib.Path(__file__).with_name("multi_worker_worker.py")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("multi_worker")
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    config = json.dumps(TINY)
+    processes = {
+        f"worker{i}": launch(
+            WORKER,
+            folder / f"worker{i}.npz",
+            config,
+            tf_config={
+                "cluster": cluster,
+                "task": {"type": "worker", "index": i},
+            },
+        )
+        for i in range(2)
+    }
+    processes["reference"] = launch(WORKER, folder / "reference.npz", config)
+    wait_all(processes)
+    return {
+        name: dict(np.load(folder / f"{name}.npz")) for name in processes
+    }
+
+
+def weights(run):
+    count = sum(key.startswith("weight_") for key in run)
+    return [run[f"weight_{i}"] for i in range(count)]
+
+
+def test_each_worker_reads_its_own_shard(runs):
+    first, second = runs["worker0"]["seen"], runs["worker1"]["seen"]
+    assert len(first) == len(set(first)) == 12  # no example twice
+    assert len(second) == len(set(second)) == 12
+    assert not set(first) & set(second)
+    assert sorted(np.concatenate([first, second])) == list(range(24))
+
+
+def test_two_workers_train_as_one_with_the_same_global_batch(runs):
+    worker0, worker1, reference = (
+        runs["worker0"], runs["worker1"], runs["reference"]
+    )
+    assert int(worker0["num_replicas"]) == 2
+    assert int(reference["num_replicas"]) == 1
+    # Training moved the weights: the comparison is not of initial values.
+    assert float(reference["moved"]) > 1e-3
+    # The workers hold the same (all-reduced) weights, bit for bit...
+    for a, b in zip(weights(worker0), weights(worker1), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # ... and those of one worker on the same global batches.
+    for a, b in zip(weights(worker0), weights(reference), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-9)
+    assert len(reference["losses"]) == 4
+    # Keras reports the loss through a float32 metric.
+    for worker in (worker0, worker1):
+        np.testing.assert_allclose(
+            worker["losses"], reference["losses"], rtol=1e-6
+        )
