@@ -110,30 +110,16 @@ def add_pretrained_argument(parser, required=True):
 
 
 def load_pretrainer(path):
-    """Loads a `SelfiePretrainer` from a `.keras` file, or raises clearly."""
-    import keras
+    """Loads a `SelfiePretrainer` for `--pretrained`, or fails in one line."""
+    from keras_selfie.models.saving import load_pretrainer as load
 
-    from keras_selfie.models.selfie_pretrainer import SelfiePretrainer
-
-    if not os.path.isfile(path):
-        raise CommandError(
-            f"--pretrained {path}: no such file. Pass the .keras file that "
-            "`keras-selfie pretrain` wrote (OUTPUT_DIR/selfie_pretrainer.keras)."
-        )
     try:
-        model = keras.models.load_model(path)
-    except Exception as error:  # Keras raises several kinds here.
+        return load(path)
+    except ValueError as error:
         raise CommandError(
-            f"--pretrained {path}: cannot be loaded as a Keras model "
-            f"({type(error).__name__}: {str(error).splitlines()[0]})"
+            f"--pretrained {path}: {error} Pass the selfie_pretrainer.keras "
+            "that `keras-selfie pretrain` writes."
         ) from None
-    if not isinstance(model, SelfiePretrainer):
-        raise CommandError(
-            f"--pretrained {path}: holds a {type(model).__name__} named "
-            f"{model.name!r}, not a SelfiePretrainer. Pass the "
-            "selfie_pretrainer.keras that `keras-selfie pretrain` writes."
-        )
-    return model
 
 
 def image_array(images, count):

@@ -88,6 +88,10 @@ def add_parser(subparsers):
     add("--deterministic", action="store_true",
         help="deterministic TensorFlow ops (slower; bit-exact reruns and "
         "resumes)")
+    add("--synchronized-batch-norm", action="store_true",
+        help="batch-norm statistics over the global batch of all replicas "
+        "(without it each replica normalises its own share, and the "
+        "moving statistics differ slightly between workers)")
     add("--jit-compile", action="store_true",
         help="compile the training step with XLA (without it, Keras "
         "decides: XLA on a GPU, not on a CPU)")
@@ -149,20 +153,31 @@ def _knn_monitor(args, dataset, image_folder):
 
 
 def run(args):
+    import tensorflow as tf
+
     from keras_selfie import training
     from keras_selfie.models.selfie_pretrainer import SelfiePretrainer
     from keras_selfie.utils.distribution import get_strategy
     from keras_selfie.visualization import plot_training_curves
 
+    training.set_seed(args.seed, args.deterministic)
+    strategy = get_strategy(args.strategy)
     output_dir = args.output_dir
+    multi_worker = isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    )
+    if multi_worker and strategy.cluster_resolver.task_id != 0:
+        # Every worker saves (the saves hold collective ops); only the chief
+        # (worker 0) writes to --output-dir, the others beside it.
+        output_dir = os.path.join(
+            output_dir, f"worker{strategy.cluster_resolver.task_id}"
+        )
     backup_dir = os.path.join(output_dir, training.callbacks.BACKUP_DIR)
     history_csv = os.path.join(output_dir, training.callbacks.HISTORY_CSV)
     if args.no_resume:
         shutil.rmtree(backup_dir, ignore_errors=True)
         if os.path.exists(history_csv):
             os.remove(history_csv)
-    training.set_seed(args.seed, args.deterministic)
-    strategy = get_strategy(args.strategy)
     dataset, image_folder = common.data_source(args)
     images = training.load_images(
         dataset, image_folder, args.split, args.image_size,
@@ -181,7 +196,10 @@ def run(args):
         print(f"Starting a new run in {output_dir}.")
     training.trim_history(history_csv, done)
     train = training.pretraining_batches(
-        images, args.batch_size, seed=args.seed, skip_batches=done * steps
+        images, args.batch_size, seed=args.seed,
+        # Several workers restart their shards on resume (documented).
+        skip_batches=0 if multi_worker else done * steps,
+        strategy=strategy,
     )
 
     with strategy.scope():
@@ -194,6 +212,7 @@ def run(args):
             num_layers=args.num_layers,
             num_heads=args.num_heads,
             intermediate_dim=args.intermediate_dim,
+            synchronized_batch_norm=args.synchronized_batch_norm,
             seed=args.seed,
         )
         pretrainer.compile(

@@ -2,7 +2,10 @@
 
 import os
 
+import tensorflow as tf
+
 from keras_selfie.data.augment import pretraining_augmentation
+from keras_selfie.data.pipeline import distributed_dataset
 from keras_selfie.data.pipeline import make_dataset
 from keras_selfie.data.sources import load_image_folder
 from keras_selfie.data.sources import load_tfds
@@ -127,7 +130,9 @@ def num_batches(images, batch_size):
     return count // batch_size
 
 
-def pretraining_batches(images, batch_size, seed=None, skip_batches=0):
+def pretraining_batches(
+    images, batch_size, seed=None, skip_batches=0, strategy=None
+):
     """The endless, augmented training batches of a pretraining run.
 
     Shuffled, augmented with the paper's pad-and-crop and flip
@@ -143,21 +148,29 @@ def pretraining_batches(images, batch_size, seed=None, skip_batches=0):
         batch_size: int, the global batch size.
         seed: int or `None`, seed of the shuffle and augmentation.
         skip_batches: int >= 0, batches to leave out at the start.
+        strategy: optional `tf.distribute.Strategy`. Under
+            `MultiWorkerMirroredStrategy` each worker reads and augments
+            its own shard (`data.distributed_dataset`); the shards restart
+            from their first batch on resume (`skip_batches` must be 0).
 
     Returns:
-        A batched `tf.data.Dataset`.
+        A batched `tf.data.Dataset`, or a `tf.distribute.DistributedDataset`
+        for several workers.
     """
-    batches = make_dataset(
-        images,
-        batch_size,
-        augment=pretraining_augmentation(),
-        repeat=True,
-        seed=seed,
-    )
     if isinstance(skip_batches, bool) or not isinstance(skip_batches, int) \
             or skip_batches < 0:
         raise ValueError(
             "Argument `skip_batches` must be an integer >= 0. "
             f"Received: skip_batches={skip_batches!r}"
         )
+    options = dict(
+        augment=pretraining_augmentation(), repeat=True, seed=seed
+    )
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # Keras' fit cannot all-reduce a plain uint8 dataset across workers
+        # (see `data.distributed_dataset`); each worker reads its shard.
+        return distributed_dataset(
+            strategy, lambda context: images, batch_size, **options
+        )
+    batches = make_dataset(images, batch_size, **options)
     return batches.skip(skip_batches) if skip_batches else batches

@@ -320,9 +320,9 @@ def test_errors_found_after_parsing_exit_with_a_message(
     capsys.readouterr()
     cases = [
         (["export", "--pretrained", str(not_a_pretrainer)],
-         "holds a Functional named 'patch_network', not a SelfiePretrainer"),
+         "holds a model of class 'Functional', not a `keras_selfie.SelfiePretrainer`"),
         (["evaluate", "--pretrained", str(tmp_path / "missing.keras")],
-         "missing.keras: no such file"),
+         "missing.keras' (no such file)"),
         (["finetune", "--image-folder", str(image_folder)],
          "give --pretrained FILE"),
         (["pretrain", "--image-folder", str(tmp_path / "nowhere")],
