@@ -11,7 +11,9 @@ warms both up, then times them in interleaved windows (a, b, a, b, ...:
 both see the same load if other processes share the CPU) and prints each
 one's images/s (median over windows) and
 
-    R = t_selfie / t_backbone   (median of the per-round ratios),
+    R = t_selfie / t_backbone   (median of the per-round ratios; also in
+                                 process CPU time, R_cpu, steadier on a
+                                 shared machine),
     F = flops_selfie / flops_backbone,
 
 where the FLOPs are TensorFlow's profiler count
@@ -85,6 +87,9 @@ def parse_args(argv=None):
                         help="timed windows of each step; medians reported")
     parser.add_argument("--warmup", type=int, default=2,
                         help="untimed steps of each model before timing")
+    parser.add_argument("--run-eagerly", action="store_true",
+                        help="eager steps (debugging, smoke tests: no graph "
+                        "tracing; timings then mean little)")
     parser.add_argument("--no-flops", action="store_true",
                         help="skip the FLOP count (it traces both steps "
                         "once more)")
@@ -112,7 +117,6 @@ class BackboneStep(keras.Model):
         return ops.mean(ops.square(ops.cast(y_pred, "float32")))
 
 
-@tf_ops.RegisterStatistics("Einsum", "flops")
 def _einsum_flops(graph, node):
     """FLOPs of a two-operand `Einsum`: 2 * the product of all index sizes.
 
@@ -132,6 +136,12 @@ def _einsum_flops(graph, node):
         for label, size in zip(labels, shape):
             sizes[label] = max(sizes.get(label, 1), size)
     return tf_ops.OpStats("flops", 2 * math.prod(sizes.values()))
+
+
+try:
+    tf_ops.RegisterStatistics("Einsum", "flops")(_einsum_flops)
+except KeyError:  # Registered already: this file was imported twice.
+    pass
 
 
 def count_flops(function, *args):
@@ -201,11 +211,13 @@ def build_steps(args, strategy):
             intermediate_dim=args.intermediate_dim,
             seed=0,
         )
-        selfie.compile(optimizer=optimizer(), jit_compile=jit_compile)
+        compile_args = dict(jit_compile=jit_compile,
+                            run_eagerly=args.run_eagerly)
+        selfie.compile(optimizer=optimizer(), **compile_args)
         backbone = BackboneStep(
             patch_network(stem=args.stem, width=args.width), name="backbone"
         )
-        backbone.compile(optimizer=optimizer(), jit_compile=jit_compile)
+        backbone.compile(optimizer=optimizer(), **compile_args)
     return selfie, backbone
 
 
@@ -237,7 +249,7 @@ def measure(args, batch_size, strategy, selfie, backbone, memory):
                 step()
         return run
 
-    times = interleaved_times(
+    times, cpu_times = interleaved_times(
         {name: window(step) for name, step in steps.items()}, args.windows
     )
     images_per_window = args.steps * batch_size
@@ -246,6 +258,9 @@ def measure(args, batch_size, strategy, selfie, backbone, memory):
         for name, seconds in times.items()
     }
     ratios = [s / b for s, b in zip(times["selfie"], times["backbone"])]
+    cpu_ratios = [
+        s / b for s, b in zip(cpu_times["selfie"], cpu_times["backbone"])
+    ]
     result = {
         "batch_size": batch_size,
         "selfie_images_per_s": statistics.median(rates["selfie"]),
@@ -253,6 +268,11 @@ def measure(args, batch_size, strategy, selfie, backbone, memory):
         "rates": rates,
         "R": statistics.median(ratios),
         "ratios": ratios,
+        "R_cpu": statistics.median(cpu_ratios),
+        "cpu_ms_per_image": {
+            name: 1000 * statistics.median(seconds) / images_per_window
+            for name, seconds in cpu_times.items()
+        },
         "peak_mib": peaks,
     }
     if not args.no_flops:
@@ -274,6 +294,9 @@ def report(result, memory, num_patches):
           f"(windows: {fmt(result['rates']['backbone'])})")
     print(f"  R = t_selfie / t_backbone = {result['R']:.3f} (rounds: "
           f"{', '.join(f'{r:.3f}' for r in result['ratios'])})")
+    cpu = result["cpu_ms_per_image"]
+    print(f"  R_cpu = the same in process CPU time = {result['R_cpu']:.3f} "
+          f"({cpu['selfie']:,.1f} / {cpu['backbone']:,.1f} CPU ms per image)")
     if "F" in result:
         print(f"  F = flops_selfie / flops_backbone = {result['F']:.3f} "
               f"({result['flops_selfie'] / 1e9:,.2f} / "

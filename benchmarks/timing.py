@@ -31,22 +31,27 @@ def interleaved_times(run_windows, windows):
 
     Interleaving makes the ratio of two timings robust to a load that
     changes during the run (other processes sharing the CPU): both kinds of
-    window see the same conditions within a round.
+    window see the same conditions within a round. The process's CPU time
+    is recorded too: on a shared machine it varies much less than the wall
+    time (but counts the threads' spin-waiting as work).
 
     Args:
         run_windows: dict `name -> callable` doing one window of that kind.
         windows: number of rounds; each round runs every callable once.
 
     Returns:
-        dict `name -> [seconds of each round's window]`.
+        `(wall, cpu)`: dicts `name -> [seconds of each round's window]`,
+        wall-clock and process CPU time.
     """
-    times = {name: [] for name in run_windows}
+    wall = {name: [] for name in run_windows}
+    cpu = {name: [] for name in run_windows}
     for _ in range(windows):
         for name, run_window in run_windows.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             run_window()
-            times[name].append(time.perf_counter() - start)
-    return times
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    return wall, cpu
 
 
 def cpu_model():
