@@ -16,11 +16,13 @@ one's images/s (median over windows) and
                                  shared machine),
     F = flops_selfie / flops_backbone,
 
-where the FLOPs are TensorFlow's profiler count
-(`tf.compat.v1.profiler`, `float_operation()`) of each model's whole
-`train_step` (forward, backward, optimizer update, metrics) traced as a
-graph; `Einsum` ops, which the profiler does not count, are counted here
-as `2 * prod(all index sizes)`. `R <= 1.1 * F` means that the parts of
+where the FLOPs are the sum of TensorFlow's per-op FLOP statistics (the
+ones `tf.compat.v1.profiler` reports with `float_operation()`) over each
+model's whole `train_step` (forward, backward, optimizer update, metrics)
+traced as a graph, with two corrections: `Einsum`, which TensorFlow does
+not count, is `2 * prod(all index sizes)`, and `BatchMatMul`, whose count
+ignores `adj_x` (so the gradients of attention count ~100x too much), is
+`2 * k * output size`. `R <= 1.1 * F` means that the parts of
 Selfie around P (patch extraction, split, gathers, attention pooling, loss)
 take no more time than their share of the arithmetic. Also prints the peak
 memory: the GPU allocator's peak per step where there is a GPU, else the
@@ -45,6 +47,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
 from tensorflow.python.framework import ops as tf_ops  # noqa: E402
+from tensorflow.python.profiler.internal import (  # noqa: E402, F401
+    flops_registry,  # Registers TensorFlow's per-op FLOP counts.
+)
 
 import keras_selfie  # noqa: E402
 from keras_selfie.models.resnet import patch_network  # noqa: E402
@@ -117,15 +122,14 @@ class BackboneStep(keras.Model):
         return ops.mean(ops.square(ops.cast(y_pred, "float32")))
 
 
-def _einsum_flops(graph, node):
+def _einsum_flops(op):
     """FLOPs of a two-operand `Einsum`: 2 * the product of all index sizes.
 
     Every output element sums over the contracted indices, one multiply and
-    one add each. The profiler has no count for `Einsum` (Keras' attention
+    one add each. TensorFlow has no count for `Einsum` (Keras' attention
     and `distractor_logits` use it).
     """
-    op = graph.get_operation_by_name(node.name)
-    operands, _ = node.attr["equation"].s.decode().split("->")
+    operands, _ = op.get_attr("equation").decode().split("->")
     sizes = {}
     for labels, tensor in zip(operands.split(","), op.inputs):
         shape = tensor.shape.as_list()
@@ -135,23 +139,49 @@ def _einsum_flops(graph, node):
             labels = [*head, *(f"...{i}" for i in range(extra)), *tail]
         for label, size in zip(labels, shape):
             sizes[label] = max(sizes.get(label, 1), size)
-    return tf_ops.OpStats("flops", 2 * math.prod(sizes.values()))
+    return 2 * math.prod(sizes.values())
 
 
-try:
-    tf_ops.RegisterStatistics("Einsum", "flops")(_einsum_flops)
-except KeyError:  # Registered already: this file was imported twice.
-    pass
+def _batch_matmul_flops(op):
+    """FLOPs of `BatchMatMul*`: 2 * k * the output's size.
+
+    TensorFlow's own count reads the contracted size `k` from the
+    attribute `transpose_a`, which these ops do not have (theirs is
+    `adj_x`): it is wrong for the gradients of attention's einsums.
+    """
+    shape = op.inputs[0].shape
+    k = shape[-2] if op.get_attr("adj_x") else shape[-1]
+    return 2 * k * op.outputs[0].shape.num_elements()
+
+
+FLOP_COUNTS = {
+    "Einsum": _einsum_flops,
+    "BatchMatMul": _batch_matmul_flops,
+    "BatchMatMulV2": _batch_matmul_flops,
+    "BatchMatMulV3": _batch_matmul_flops,
+}
 
 
 def count_flops(function, *args):
-    """TF-profiler FLOPs of `tf.function(function)` traced on `args`."""
+    """FLOPs of `tf.function(function)` traced on `args`.
+
+    Sums TensorFlow's per-op FLOP statistics (those `tf.compat.v1.profiler`
+    reports with `float_operation()`) over the traced graph, with
+    `FLOP_COUNTS` for the ops it gets wrong or lacks. Ops without a count
+    (gathers, casts, reshapes) add nothing.
+    """
     graph = tf.function(function).get_concrete_function(*args).graph
-    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    return tf.compat.v1.profiler.profile(
-        graph=graph, options=options
-    ).total_float_ops
+    total = 0
+    for op in graph.get_operations():
+        if op.type in FLOP_COUNTS:
+            total += FLOP_COUNTS[op.type](op)
+            continue
+        try:
+            stats = tf_ops.get_stats_for_node_def(graph, op.node_def, "flops")
+        except ValueError:  # A shape unknown at trace time.
+            continue
+        total += stats.value or 0
+    return int(total)
 
 
 def train_step_flops(model, batch, strategy):

@@ -34,6 +34,16 @@ class TestFlops:
         dense.build(x.shape)
         assert step.count_flops(dense, x) == 2 * 5 * 3 * 7 + 5 * 7
 
+    @pytest.mark.parametrize("adjoint", [False, True])
+    def test_batch_matmul(self, step, adjoint):
+        # (3, 4, 5) @ (3, 5, 6), or the same with a = (3, 5, 4) transposed.
+        a = tf.zeros((3, 5, 4) if adjoint else (3, 4, 5))
+        b = tf.zeros((3, 5, 6))
+        flops = step.count_flops(
+            lambda a, b: tf.matmul(a, b, adjoint_a=adjoint), a, b
+        )
+        assert flops == 2 * 3 * 4 * 5 * 6
+
     @pytest.mark.parametrize(
         "equation, shapes, sizes",
         [
