@@ -101,7 +101,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-@keras.saving.register_keras_serializable(package="benchmarks")
 class BackboneStep(keras.Model):
     """P alone, trained on patches with a trivial loss (mean squared feature).
 
