@@ -21,21 +21,18 @@ Every figure is the median over `--windows` windows of `--batches` batches.
 
 import argparse
 import os
-import platform
-import statistics
-import subprocess
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
 import keras_selfie  # noqa: E402
 from keras_selfie.data.augment import pretraining_augmentation  # noqa: E402
 from keras_selfie.data.pipeline import make_dataset  # noqa: E402
+from timing import machine_line  # noqa: E402
+from timing import median_rate  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -61,15 +58,6 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", default=None,
                         help="TFDS data folder (default: $TFDS_DATA_DIR)")
     return parser.parse_args(argv)
-
-
-def median_rate(run_window, images_per_window, windows):
-    rates = []
-    for _ in range(windows):
-        start = time.perf_counter()
-        run_window()
-        rates.append(images_per_window / (time.perf_counter() - start))
-    return statistics.median(rates), rates
 
 
 def pipeline_rate(args):
@@ -124,21 +112,9 @@ def step_rate(args, width):
     return rate, rates, pretrainer.count_params()
 
 
-def cpu_model():
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main(argv=None):
     args = parse_args(argv)
-    print(f"Machine: {os.cpu_count()} CPU cores, {cpu_model()}; "
-          f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
+    print(machine_line())
     print(f"Batch size {args.batch_size}, median of {args.windows} windows, "
           f"jit_compile={args.jit_compile}, cache={args.cache}\n")
 

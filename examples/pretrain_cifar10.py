@@ -47,6 +47,11 @@ def parse_args(argv=None):
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--eval-images", type=int, default=2048,
                         help="test images used to measure patch accuracy")
+    parser.add_argument("--precision", default="float32",
+                        choices=("float32", "mixed_bfloat16",
+                                 "mixed_float16"),
+                        help="dtype policy of the pretrainer: 16-bit P and "
+                        "A, float32 weights, scores and loss")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None,
                         help="TFDS data folder (default: $TFDS_DATA_DIR, or "
@@ -94,6 +99,7 @@ def main(argv=None):
         num_heads=args.num_heads,
         intermediate_dim=args.intermediate_dim,
         seed=args.seed,
+        dtype=args.precision,
     )
     optimizer = training.pretraining_optimizer(
         args.optimizer,
@@ -136,6 +142,7 @@ def main(argv=None):
         "steps": steps_per_epoch * epochs,
         "batch_size": args.batch_size,
         "width": args.width,
+        "precision": args.precision,
         "train_seconds": round(seconds, 1),
         "chance_patch_accuracy": 1 / pretrainer.num_decoder_patches,
         "test_before": before,

@@ -35,9 +35,9 @@ TINY = dict(
 )
 
 
-def load_example(name):
-    """Imports `examples/<name>.py` as a module, to call its `main()`."""
-    path = REPO / "examples" / f"{name}.py"
+def load_example(name, folder="examples"):
+    """Imports `<folder>/<name>.py` as a module, to call its `main()`."""
+    path = REPO / folder / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

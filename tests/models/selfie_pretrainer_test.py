@@ -321,6 +321,77 @@ class TestFit:
         assert int(_np(pretrainer.optimizer.iterations)) == 1
 
 
+class TestMixedPrecision:
+    @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+    def test_scores_in_float32_close_to_float32_model(
+        self, tiny_config, policy
+    ):
+        reference = keras_selfie.SelfiePretrainer(**tiny_config, seed=3)
+        mixed = keras_selfie.SelfiePretrainer(
+            **tiny_config, seed=3, dtype=policy
+        )
+        for a, b in zip(reference.weights, mixed.weights):
+            b.assign(a)
+        images = _images((2, 32, 32, 3), seed=4)
+        positions = np.array([[0, 5, 10, 15], [3, 6, 9, 12]], dtype="int32")
+        outputs = mixed(images, decoder_positions=positions, training=False)
+        expected = reference(
+            images, decoder_positions=positions, training=False
+        )
+        compute_dtype = policy.split("_")[1]
+        assert mixed.patch_network.output.dtype == compute_dtype
+        assert mixed.attention_pooling.compute_dtype == compute_dtype
+        assert all(v.dtype == "float32" for v in mixed.weights)
+        for key in ("logits", "queries", "targets"):
+            assert keras.backend.standardize_dtype(outputs[key].dtype) == (
+                "float32"
+            )
+            # 16-bit P and A: 3 significant digits (bfloat16) or more.
+            np.testing.assert_allclose(
+                _np(outputs[key]), _np(expected[key]), rtol=0.1, atol=0.1
+            )
+        loss = mixed.compute_loss(y_pred=outputs)
+        assert keras.backend.standardize_dtype(loss.dtype) == "float32"
+        assert _np(loss) == pytest.approx(
+            _np(reference.compute_loss(y_pred=expected)), rel=0.05
+        )
+
+    def test_float16_wraps_the_optimizer_in_loss_scaling(self, tiny_config):
+        pretrainer = keras_selfie.SelfiePretrainer(
+            **tiny_config, dtype="mixed_float16"
+        )
+        pretrainer.compile(optimizer="adam")
+        assert isinstance(
+            pretrainer.optimizer, keras.optimizers.LossScaleOptimizer
+        )
+
+    @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+    def test_trains_without_nan(self, tiny_config, policy):
+        pretrainer = keras_selfie.SelfiePretrainer(
+            **tiny_config, seed=3, dtype=policy
+        )
+        optimizer = keras.optimizers.Adam(1e-3)
+        if policy == "mixed_float16":
+            # The default initial scale (2**15) overflows float16 gradients
+            # for the first ~8 steps, which are then skipped; start lower.
+            optimizer = keras.optimizers.LossScaleOptimizer(
+                optimizer, initial_scale=2.0**6
+            )
+        images = np.random.default_rng(8).integers(
+            0, 256, (4, 32, 32, 3), dtype=np.uint8
+        )
+        first_kernel = _np(pretrainer.patch_network.weights[0])
+        pretrainer.compile(optimizer=optimizer, run_eagerly=True)
+        history = pretrainer.fit(images, batch_size=2, epochs=1, verbose=0)
+        # Both steps were applied (none skipped for non-finite gradients).
+        assert int(_np(pretrainer.optimizer.iterations)) == 2
+        assert np.isfinite(history.history["loss"][0])
+        assert all(np.isfinite(_np(w)).all() for w in pretrainer.weights)
+        assert not np.allclose(
+            _np(pretrainer.patch_network.weights[0]), first_kernel
+        )
+
+
 class TestConfig:
     def test_get_config_from_config(self, tiny_config):
         pretrainer = keras_selfie.SelfiePretrainer(
