@@ -88,6 +88,11 @@ def add_parser(subparsers):
     add("--deterministic", action="store_true",
         help="deterministic TensorFlow ops (slower; bit-exact reruns and "
         "resumes)")
+    add("--precision", default="float32",
+        choices=("float32", "mixed_bfloat16", "mixed_float16"),
+        help="dtype policy: 16-bit P and attention pooling with float32 "
+        "weights, scores and loss (bfloat16 suits CPUs and TPUs, float16 "
+        "GPUs)")
     add("--synchronized-batch-norm", action="store_true",
         help="batch-norm statistics over the global batch of all replicas "
         "(without it each replica normalises its own share, and the "
@@ -213,6 +218,7 @@ def run(args):
             num_heads=args.num_heads,
             intermediate_dim=args.intermediate_dim,
             synchronized_batch_norm=args.synchronized_batch_norm,
+            dtype=args.precision,
             seed=args.seed,
         )
         pretrainer.compile(
