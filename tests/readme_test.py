@@ -1,0 +1,84 @@
+"""Runs the README's Python examples, so they cannot go stale.
+
+Each ```python block of README.md is executed as written, in order, in one
+namespace (later blocks use what earlier ones made), with three test-sized
+substitutions: `SelfiePretrainer` is built with the tiny sizes of
+`conftest.TINY`, `data.load_tfds` reads the first 2,000 examples of a
+split, and `fit` trains one eager epoch of one step. The blocks that need
+hardware this machine lacks are listed in `NEEDS_HARDWARE` and only
+compiled; `distribution_test.py` covers what they show.
+"""
+
+import functools
+import pathlib
+import re
+
+import keras
+import pytest
+from conftest import TINY
+
+import keras_selfie
+from keras_selfie import data
+
+README = pathlib.Path(__file__).parent.parent / "README.md"
+NEEDS_HARDWARE = ("MirroredStrategy()", "TPUStrategy(")
+
+
+def python_blocks():
+    return re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+
+
+def test_readme_has_the_examples_it_promises():
+    blocks = python_blocks()
+    assert any("SelfiePretrainer(" in b and "transfer_to_resnet50(" in b
+               for b in blocks)
+    assert any("plot_predictions(" in b for b in blocks)
+
+
+@pytest.mark.usefixtures("tfds_data_dir")
+def test_readme_examples_run(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    real_pretrainer = keras_selfie.SelfiePretrainer
+
+    def tiny_pretrainer(**kwargs):
+        kwargs.update(TINY)
+        return real_pretrainer(**kwargs)
+
+    real_load = data.load_tfds
+
+    def small_split(name, split="train", **kwargs):
+        return real_load(name, f"{split}[:2000]", **kwargs)
+
+    real_fit = keras.Model.fit
+
+    @functools.wraps(real_fit)
+    def short_fit(self, x=None, *args, epochs=1, **kwargs):
+        self.run_eagerly = True
+        kwargs["steps_per_epoch"] = 1
+        return real_fit(self, x, *args, epochs=1, **kwargs)
+
+    monkeypatch.setattr(keras_selfie, "SelfiePretrainer", tiny_pretrainer)
+    monkeypatch.setattr(data, "load_tfds", small_split)
+    monkeypatch.setattr(keras.Model, "fit", short_fit)
+
+    namespace = {}
+    ran = []
+    for index, block in enumerate(python_blocks()):
+        code = compile(block, f"README.md python block {index}", "exec")
+        if any(marker in block for marker in NEEDS_HARDWARE):
+            continue
+        exec(code, namespace)
+        ran.append(index)
+
+    assert len(ran) >= 2
+    # What the examples promise, checked on what they made.
+    pretrainer = keras.models.load_model("selfie.keras")
+    assert isinstance(pretrainer, real_pretrainer)
+    assert set(namespace["history"].history) >= {"loss", "patch_accuracy"}
+    # The fine-tuning example's model: 10 logits; its training ran a step.
+    resnet = namespace["resnet"]
+    assert resnet.output_shape == (None, 10)
+    assert int(resnet.optimizer.iterations.numpy()) == 1
+    for name in ("predictions.png", "curves.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list((tmp_path / "logs" / "images").glob("events.out.tfevents*"))
