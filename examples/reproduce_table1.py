@@ -380,7 +380,6 @@ def finetune_run(args, pretrainer, subset, test, seed, from_scratch):
     steps = args.finetune_steps_per_epoch or max(
         len(labels) // args.finetune_batch_size, 1
     )
-    keras.utils.set_random_seed(seed)  # the fresh layers' initialisation
     start = time.time()
     result = evaluation.finetune(
         None if from_scratch else pretrainer,
@@ -399,6 +398,7 @@ def finetune_run(args, pretrainer, subset, test, seed, from_scratch):
         steps_per_epoch=steps,
         verbose=0,
         run_eagerly=args.run_eagerly,
+        seed=seed,  # the fresh layers' initialisation
     )
     return {
         "accuracy": result["accuracy"],

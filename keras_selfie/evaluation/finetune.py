@@ -191,6 +191,7 @@ def finetune(
     verbose="auto",
     run_eagerly=False,
     jit_compile="auto",
+    seed=None,
 ):
     """Fine-tunes a ResNet-50 and evaluates it, as in the paper's Table 1.
 
@@ -236,6 +237,11 @@ def finetune(
         verbose: verbosity of `fit` and `evaluate`.
         run_eagerly: bool, passed to `compile`.
         jit_compile: passed to `compile`.
+        seed: int or `None`. When given, `keras.utils.set_random_seed(seed)`
+            runs before the model is made, which fixes the initialisation of
+            the fresh layers (all of them from scratch; `conv5` and the
+            classifier after transfer). Data order and augmentation follow
+            the seed of the datasets (`data.make_dataset(seed=...)`).
 
     Returns:
         A dict with `"accuracy"` (test accuracy, float), `"loss"` (test
@@ -261,6 +267,13 @@ def finetune(
     input_shape = tuple(train_dataset.element_spec[0].shape[1:])
     if None in input_shape:
         input_shape = None
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(
+                f"Argument `seed` must be an integer or None. Received: "
+                f"seed={seed!r}"
+            )
+        keras.utils.set_random_seed(seed)
     model = build_finetuning_model(
         pretrainer,
         num_classes=num_classes,

@@ -218,3 +218,20 @@ def test_knn_monitor_validates_arguments():
     images, labels = colour_images(3, seed=7)
     with pytest.raises(ValueError, match="every_n_epochs"):
         KNNMonitor((images, labels), (images, labels), every_n_epochs=0)
+
+
+def test_finetune_seed_fixes_the_fresh_layers(pretrainer):
+    images, labels = colour_images(4, seed=6)
+    data = batches(images, labels, 4)
+    starts = []
+    for seed in (3, 3, 4):
+        capture = CaptureWeights()
+        finetune(
+            pretrainer, data, data, num_classes=3, epochs=1, seed=seed,
+            callbacks=[capture], verbose=0, run_eagerly=True,
+        )
+        starts.append(capture.weights["predictions"][0])
+    np.testing.assert_array_equal(starts[0], starts[1])
+    assert not np.array_equal(starts[0], starts[2])
+    with pytest.raises(ValueError, match="seed"):
+        finetune(pretrainer, data, data, num_classes=3, epochs=1, seed="0")
