@@ -15,6 +15,7 @@ from keras_selfie.utils.distribution import replica_slice_of_global_draw
 from keras_selfie.utils.distribution import scale_for_replicas
 from keras_selfie.utils.images import scale_images
 from keras_selfie.utils.initializers import clone_initializer
+from keras_selfie.utils.random import seeded_construction
 from keras_selfie.utils.random import uniform
 from keras_selfie.utils.validation import check_image_shape
 from keras_selfie.utils.validation import check_positive_int
@@ -113,7 +114,11 @@ class SelfiePretrainer(keras.Model):
             then differ from the first step; BERT's 0.02 makes them nearly
             equal to `u` and slows learning (the PyTorch reimplementation
             draws N(0, 1) per position).
-        seed: int or `None`. Seed of the encoder/decoder splits.
+        seed: int or `None`. Seed of the encoder/decoder splits and of the
+            initialisation (weights and dropout streams of `P` and `A`,
+            position embeddings): two pretrainers made with the same seed
+            start from the same weights, whatever ran before. `None`: the
+            global state decides (`keras.utils.set_random_seed`).
         **kwargs: other keyword arguments passed to `keras.Model`, such as
             `name` or `dtype`. With `dtype="mixed_bfloat16"` or
             `"mixed_float16"` (or that global policy,
@@ -196,6 +201,17 @@ class SelfiePretrainer(keras.Model):
         self.encoder_position_embedding = bool(encoder_position_embedding)
         self.synchronized_batch_norm = bool(synchronized_batch_norm)
         self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(
+            seed, name="split_seed_generator"
+        )
+        self.patch_accuracy_tracker = keras.metrics.Mean(name="patch_accuracy")
+        self.distractor_loss = DistractorSoftmaxLoss()
+        # Sublayers (dropout) made in `build` draw their seeds here too.
+        with seeded_construction(seed):
+            self._make_layers(position_embedding_initializer)
+            self.build((None, *self.image_size, self.num_channels))
+
+    def _make_layers(self, position_embedding_initializer):
         if position_embedding_initializer is None:
             position_embedding_initializer = keras.initializers.RandomNormal(
                 stddev=0.5**0.5
@@ -206,17 +222,17 @@ class SelfiePretrainer(keras.Model):
 
         self.patch_network = patch_network(
             num_channels=self.num_channels,
-            stem=stem,
-            width=width,
+            stem=self.stem,
+            width=self.width,
             synchronized=self.synchronized_batch_norm,
             dtype=self.dtype_policy,
         )
-        self.feature_dim = feature_dim(width)
+        self.feature_dim = feature_dim(self.width)
         self.attention_pooling = AttentionPooling(
-            num_layers=num_layers,
-            num_heads=num_heads,
-            intermediate_dim=intermediate_dim,
-            dropout=dropout,
+            num_layers=self.num_layers,
+            num_heads=self.num_heads,
+            intermediate_dim=self.intermediate_dim,
+            dropout=self.dropout,
             dtype=self.dtype_policy,
             name="attention_pooling",
         )
@@ -228,12 +244,6 @@ class SelfiePretrainer(keras.Model):
             self.encoder_position_embedding_layer = self._position_embedding(
                 "encoder_position_embedding", seed_offset=2
             )
-        self.seed_generator = keras.random.SeedGenerator(
-            seed, name="split_seed_generator"
-        )
-        self.patch_accuracy_tracker = keras.metrics.Mean(name="patch_accuracy")
-        self.distractor_loss = DistractorSoftmaxLoss()
-        self.build((None, *self.image_size, self.num_channels))
 
     def _position_embedding(self, name, seed_offset):
         # Each table takes two seed offsets (rows and columns).

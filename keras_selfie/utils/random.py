@@ -1,4 +1,8 @@
-"""Random draws inside a training step that XLA does not change."""
+"""Random draws inside a training step that XLA does not change, and
+seeded model construction."""
+
+import contextlib
+import random as python_random
 
 from keras import ops
 
@@ -37,3 +41,28 @@ def uniform(shape, seed_generator):
     # The top 24 bits fill a float32 mantissa exactly.
     values = ops.cast(ops.right_shift(bits, 8), "float32") * (2.0**-24)
     return ops.reshape(values, (rows, cols))
+
+
+@contextlib.contextmanager
+def seeded_construction(seed):
+    """Makes the layers built inside the block draw their seeds from `seed`.
+
+    Keras initializers and dropout layers made without a seed take one from
+    Python's `random` module when they are made (the state that
+    `keras.utils.set_random_seed` sets). Seeding that module for the block,
+    and restoring its state afterwards, makes a model's initial weights and
+    dropout streams a function of `seed` alone, whatever ran before, and
+    leaves the caller's random state as it was.
+
+    Args:
+        seed: int, or `None` for no change (the global state decides).
+    """
+    if seed is None:
+        yield
+        return
+    state = python_random.getstate()
+    python_random.seed(seed)
+    try:
+        yield
+    finally:
+        python_random.setstate(state)

@@ -564,3 +564,33 @@ class TestErrors:
         pretrainer = keras_selfie.SelfiePretrainer(**tiny_config)
         with pytest.raises(ValueError, match="SelfiePretrainer"):
             pretrainer.compile(optimizer="adam", **kwargs)
+
+
+class TestSeededInitialisation:
+    def test_same_seed_same_weights_whatever_ran_before(self):
+        import random
+
+        keras.utils.set_random_seed(1)
+        first = keras_selfie.SelfiePretrainer(**TINY, seed=5)
+        keras.utils.set_random_seed(2)
+        state = random.getstate()
+        second = keras_selfie.SelfiePretrainer(**TINY, seed=5)
+        assert random.getstate() == state  # The caller's state is kept.
+        other = keras_selfie.SelfiePretrainer(**TINY, seed=6)
+        pairs = list(zip(first.weights, second.weights, other.weights))
+        assert len(pairs) == len(first.weights) > 0
+        for a, b, _ in pairs:
+            np.testing.assert_array_equal(_np(a), _np(b))
+        kernels = [(a, c) for a, _, c in pairs if "kernel" in a.path]
+        assert kernels and all(
+            not np.array_equal(_np(a), _np(c)) for a, c in kernels
+        )
+        # Dropout streams too: same masks in training mode.
+        images = _images((2, 32, 32, 3))
+        positions = np.array([[0, 5, 10, 15], [1, 2, 3, 4]])
+        outputs = [
+            _np(model(images, decoder_positions=positions,
+                      training=True)["logits"])
+            for model in (first, second)
+        ]
+        np.testing.assert_array_equal(outputs[0], outputs[1])
