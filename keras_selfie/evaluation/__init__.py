@@ -5,6 +5,8 @@
 - `linear_probe`: a linear classifier trained on them, `P` frozen.
 - `finetune`: the paper's Table 1 protocol, a ResNet-50 from `P` (or from
   scratch) trained end to end with SGD, warm-up and cosine decay.
+- `recalibrate_batch_norm`: batch-norm statistics averaged over training
+  batches after a short run ("precise BN").
 - `KNNMonitor`: a callback adding `knn_accuracy` to the logs of
   `SelfiePretrainer.fit`.
 
@@ -21,6 +23,7 @@ print(evaluation.knn_accuracy(*features, *test_features))
 ```
 """
 
+from keras_selfie.evaluation.batch_norm import recalibrate_batch_norm
 from keras_selfie.evaluation.callbacks import KNNMonitor
 from keras_selfie.evaluation.features import extract_features
 from keras_selfie.evaluation.features import scale_images

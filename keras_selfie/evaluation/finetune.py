@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from keras_selfie.evaluation.batch_norm import recalibrate_batch_norm
 from keras_selfie.evaluation.features import scale_images
 from keras_selfie.models.resnet import STEMS
 from keras_selfie.models.resnet import resnet50
@@ -192,6 +193,7 @@ def finetune(
     run_eagerly=False,
     jit_compile="auto",
     seed=None,
+    batch_norm_batches=0,
 ):
     """Fine-tunes a ResNet-50 and evaluates it, as in the paper's Table 1.
 
@@ -242,6 +244,12 @@ def finetune(
             the fresh layers (all of them from scratch; `conv5` and the
             classifier after transfer). Data order and augmentation follow
             the seed of the datasets (`data.make_dataset(seed=...)`).
+        batch_norm_batches: int >= 0. Before the test evaluation, recompute
+            the batch-norm statistics as the plain average over this many
+            training batches (`recalibrate_batch_norm`); `0` keeps Keras's
+            moving averages, which after a few hundred steps still carry
+            their initial values and make the test accuracy of a short run
+            meaningless.
 
     Returns:
         A dict with `"accuracy"` (test accuracy, float), `"loss"` (test
@@ -258,6 +266,7 @@ def finetune(
     ```
     """
     check_positive_int("epochs", epochs)
+    _check_non_negative("batch_norm_batches", batch_norm_batches, integer=True)
     _check_non_negative("weight_decay", weight_decay)
     _check_non_negative("momentum", momentum)
     _check_non_negative("warmup_epochs", warmup_epochs, integer=True)
@@ -312,6 +321,8 @@ def finetune(
         callbacks=callbacks,
         verbose=verbose,
     )
+    if batch_norm_batches:
+        recalibrate_batch_norm(model, train, batch_norm_batches)
     loss, accuracy = model.evaluate(test, verbose=verbose, return_dict=False)
     return {
         "accuracy": float(accuracy),

@@ -235,3 +235,31 @@ def test_finetune_seed_fixes_the_fresh_layers(pretrainer):
     assert not np.array_equal(starts[0], starts[2])
     with pytest.raises(ValueError, match="seed"):
         finetune(pretrainer, data, data, num_classes=3, epochs=1, seed="0")
+
+
+def test_recalibrate_batch_norm_averages_the_batch_statistics():
+    from keras_selfie.evaluation import recalibrate_batch_norm
+
+    inputs = keras.Input((3,))
+    norm = keras.layers.BatchNormalization(momentum=0.99)
+    model = keras.Model(inputs, norm(inputs))
+    norm.moving_mean.assign([5.0, 5.0, 5.0])
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 3.0, size=(12, 3)).astype("float32")
+    y = np.zeros(12, "int64")
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    assert recalibrate_batch_norm(model, dataset, num_batches=10) == 3
+    batches = x.reshape(3, 4, 3)
+    np.testing.assert_allclose(
+        norm.moving_mean.numpy(), batches.mean(1).mean(0), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        norm.moving_variance.numpy(), batches.var(1).mean(0), rtol=1e-4
+    )
+    assert norm.momentum == 0.99
+    with pytest.raises(ValueError, match="num_batches"):
+        recalibrate_batch_norm(model, dataset, num_batches=0)
+    with pytest.raises(ValueError, match="no `BatchNormalization`"):
+        recalibrate_batch_norm(keras.Sequential([keras.Input((3,)),
+                                                 keras.layers.Dense(2)]),
+                               dataset, 1)
