@@ -101,6 +101,7 @@ def main(output_path, config):
         num_replicas=strategy.num_replicas_in_sync,
         moved=max(np.abs(w - i).max() for w, i in zip(weights, initial)),
         **{f"weight_{i}": w for i, w in enumerate(weights)},
+        names=np.array([v.path for v in model.weights]),
     )
 
 
