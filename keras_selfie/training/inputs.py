@@ -167,6 +167,13 @@ def pretraining_batches(
         augment=pretraining_augmentation(), repeat=True, seed=seed
     )
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        if skip_batches:
+            raise ValueError(
+                "Argument `skip_batches` must be 0 under "
+                "`MultiWorkerMirroredStrategy`: the workers' sharded "
+                "pipelines cannot skip batches. Received: "
+                f"skip_batches={skip_batches}"
+            )
         # Keras' fit cannot all-reduce a plain uint8 dataset across workers
         # (see `data.distributed_dataset`); each worker reads its shard.
         return distributed_dataset(
