@@ -5,6 +5,15 @@ import keras
 from keras_selfie.utils.validation import check_positive_int
 
 
+def _batch_norm_layers(model):
+    """The `BatchNormalization` layers of `model` and of its sub-models."""
+    for layer in getattr(model, "layers", ()):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            yield layer
+        else:
+            yield from _batch_norm_layers(layer)
+
+
 def recalibrate_batch_norm(model, dataset, num_batches):
     """Replaces the moving statistics of every `BatchNormalization` layer.
 
@@ -38,11 +47,7 @@ def recalibrate_batch_norm(model, dataset, num_batches):
     ```
     """
     check_positive_int("num_batches", num_batches)
-    layers = [
-        layer
-        for layer in model._flatten_layers(include_self=False)
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
+    layers = list(_batch_norm_layers(model))
     if not layers:
         raise ValueError(
             f"Argument `model` has no `BatchNormalization` layer to "
