@@ -277,11 +277,7 @@ def finetune(
     if None in input_shape:
         input_shape = None
     if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(
-                f"Argument `seed` must be an integer or None. Received: "
-                f"seed={seed!r}"
-            )
+        _check_non_negative("seed", seed, integer=True)
         keras.utils.set_random_seed(seed)
     model = build_finetuning_model(
         pretrainer,
