@@ -8,6 +8,9 @@ this builder's networks and `keras.applications.ResNet50` by layer name.
 
 import keras
 
+from keras_selfie.layers.fused_batch_normalization import (
+    FusedBatchNormalization,
+)
 from keras_selfie.utils.validation import check_choice
 from keras_selfie.utils.validation import check_positive_int
 
@@ -71,7 +74,7 @@ class _Layers:
         )
 
     def batch_norm(self, name):
-        return keras.layers.BatchNormalization(
+        return FusedBatchNormalization(
             axis=-1,
             epsilon=BN_EPSILON,
             synchronized=self.synchronized,
