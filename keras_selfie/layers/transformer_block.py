@@ -1,4 +1,5 @@
 import keras
+from keras import ops
 
 from keras_selfie.utils.initializers import bert_initializer
 from keras_selfie.utils.initializers import clone_initializer
@@ -12,7 +13,7 @@ class TransformerBlock(keras.layers.Layer):
 
     `x = LayerNorm(x + Dropout(MultiHeadSelfAttention(x)))`, then
     `x = LayerNorm(x + Dropout(Dense(GELU(Dense(x)))))`. The output has the
-    same shape as the input.
+    same shape as the input (as the `query`, when one is given).
 
     Args:
         num_heads: int. Number of attention heads; must divide the feature
@@ -32,9 +33,16 @@ class TransformerBlock(keras.layers.Layer):
     Call arguments:
         inputs: float tensor of shape `(batch_size, sequence_length, dim)`.
         attention_mask: optional boolean tensor of shape
-            `(batch_size, sequence_length, sequence_length)`; `True` where a
+            `(batch_size, query_length, sequence_length)`; `True` where a
             query may attend to a key.
         training: boolean, whether dropout is active.
+        query: optional float tensor of shape
+            `(batch_size, query_length, dim)`: compute the outputs of these
+            tokens only, attending over all of `inputs` (the keys and
+            values). With `query=inputs[:, :k]` the result is the first `k`
+            outputs of the full layer, at a fraction of its cost when `k` is
+            small (the last layer of `AttentionPooling` keeps one token).
+            Defaults to `inputs` (`query_length = sequence_length`).
 
     Reference:
      - [Devlin et al., 2019](https://arxiv.org/abs/1810.04805)
@@ -72,29 +80,28 @@ class TransformerBlock(keras.layers.Layer):
                 f"{hidden_dim}."
             )
         common = dict(dtype=self.dtype_policy)
-        self._self_attention = keras.layers.MultiHeadAttention(
-            num_heads=self.num_heads,
-            key_dim=hidden_dim // self.num_heads,
-            dropout=self.dropout,
-            kernel_initializer=clone_initializer(self.kernel_initializer),
-            name="self_attention",
-            **common,
+        # Multi-head attention from Dense projections, not
+        # `keras.layers.MultiHeadAttention`: on the TensorFlow backend its
+        # EinsumDense projections become a broadcasting batched matmul whose
+        # gradient materialises one (dim x dim) product per example before
+        # summing them; the attention step takes twice as long as with
+        # Dense (docs/PERFORMANCE.md). Same computation otherwise.
+        self._head_dim = hidden_dim // self.num_heads
+        self._query_dense, self._key_dense, self._value_dense = (
+            self._dense(hidden_dim, name, offset, inputs_shape)
+            for offset, name in enumerate(
+                ("query_dense", "key_dense", "value_dense")
+            )
         )
-        self._self_attention.build(inputs_shape, inputs_shape)
-        # MultiHeadAttention gives its four kernels copies of one
-        # initializer; with a seeded one they would start equal.
-        for offset, dense in enumerate(
-            (
-                self._self_attention.query_dense,
-                self._self_attention.key_dense,
-                self._self_attention.value_dense,
-                self._self_attention.output_dense,
-            )
-        ):
-            initializer = clone_initializer(self.kernel_initializer, offset)
-            dense.kernel.assign(
-                initializer(dense.kernel.shape, dense.kernel.dtype)
-            )
+        self._attention_output_dense = self._dense(
+            hidden_dim, "attention_output_dense", 3, inputs_shape
+        )
+        self._attention_softmax = keras.layers.Softmax(
+            axis=-1, name="attention_softmax", **common
+        )
+        self._attention_probs_dropout = keras.layers.Dropout(
+            self.dropout, name="attention_probs_dropout", **common
+        )
         self._attention_dropout = keras.layers.Dropout(
             self.dropout, name="attention_dropout", **common
         )
@@ -102,22 +109,18 @@ class TransformerBlock(keras.layers.Layer):
             epsilon=self.layer_norm_epsilon, name="attention_norm", **common
         )
         self._attention_norm.build(inputs_shape)
-        self._intermediate_dense = keras.layers.Dense(
+        self._intermediate_dense = self._dense(
             self.intermediate_dim,
+            "intermediate_dense",
+            4,
+            inputs_shape,
             activation=self.activation,
-            kernel_initializer=clone_initializer(self.kernel_initializer, 4),
-            name="intermediate_dense",
-            **common,
         )
-        self._intermediate_dense.build(inputs_shape)
-        self._output_dense = keras.layers.Dense(
+        self._output_dense = self._dense(
             hidden_dim,
-            kernel_initializer=clone_initializer(self.kernel_initializer, 5),
-            name="output_dense",
-            **common,
-        )
-        self._output_dense.build(
-            tuple(inputs_shape[:-1]) + (self.intermediate_dim,)
+            "output_dense",
+            5,
+            tuple(inputs_shape[:-1]) + (self.intermediate_dim,),
         )
         self._output_dropout = keras.layers.Dropout(
             self.dropout, name="output_dropout", **common
@@ -128,23 +131,62 @@ class TransformerBlock(keras.layers.Layer):
         self._output_norm.build(inputs_shape)
         self.built = True
 
-    def call(self, inputs, attention_mask=None, training=None):
-        attended = self._self_attention(
-            inputs,
-            inputs,
-            attention_mask=attention_mask,
-            training=training,
+    def _dense(self, units, name, seed_offset, inputs_shape, activation=None):
+        # Each kernel has its own seed offset: seeded copies of one
+        # initializer would otherwise start equal.
+        dense = keras.layers.Dense(
+            units,
+            activation=activation,
+            kernel_initializer=clone_initializer(
+                self.kernel_initializer, seed_offset
+            ),
+            name=name,
+            dtype=self.dtype_policy,
         )
+        dense.build(inputs_shape)
+        return dense
+
+    def call(self, inputs, attention_mask=None, training=None, query=None):
+        query = inputs if query is None else query
+        attended = self._attention(query, inputs, attention_mask, training)
         x = self._attention_norm(
-            inputs + self._attention_dropout(attended, training=training)
+            query + self._attention_dropout(attended, training=training)
         )
         hidden = self._output_dense(self._intermediate_dense(x))
         return self._output_norm(
             x + self._output_dropout(hidden, training=training)
         )
 
-    def compute_output_shape(self, inputs_shape):
-        return inputs_shape
+    def _attention(self, query, inputs, attention_mask, training):
+        """Scaled dot-product attention of `query` over `inputs`, by head."""
+        batch_size = ops.shape(inputs)[0]
+
+        def heads(x):  # (batch, length, dim) -> (batch, length, heads, k)
+            return ops.reshape(
+                x, (batch_size, -1, self.num_heads, self._head_dim)
+            )
+
+        queries = heads(self._query_dense(query))
+        queries = queries * ops.cast(self._head_dim**-0.5, queries.dtype)
+        keys = heads(self._key_dense(inputs))
+        values = heads(self._value_dense(inputs))
+        scores = ops.einsum("bqhk,bshk->bhqs", queries, keys)
+        if attention_mask is not None:
+            attention_mask = ops.expand_dims(attention_mask, axis=1)
+        probabilities = self._attention_probs_dropout(
+            self._attention_softmax(scores, mask=attention_mask),
+            training=training,
+        )
+        context = ops.einsum("bhqs,bshk->bqhk", probabilities, values)
+        context = ops.reshape(
+            context, (batch_size, -1, self.num_heads * self._head_dim)
+        )
+        return self._attention_output_dense(context)
+
+    def compute_output_shape(
+        self, inputs_shape, attention_mask_shape=None, query_shape=None
+    ):
+        return inputs_shape if query_shape is None else query_shape
 
     def get_config(self):
         config = super().get_config()

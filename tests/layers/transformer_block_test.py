@@ -35,22 +35,26 @@ def _softmax(x):
 def _reference(block, x, attention_mask=None):
     """BERT post-LN block in NumPy, from the block's own weights."""
     x = x.astype("float64")
-    mha = block._self_attention
-    q = np.einsum("bsd,dhk->bshk", x, _np(mha._query_dense.kernel))
-    q = q + _np(mha._query_dense.bias)
-    k = np.einsum("bsd,dhk->bshk", x, _np(mha._key_dense.kernel))
-    k = k + _np(mha._key_dense.bias)
-    v = np.einsum("bsd,dhk->bshk", x, _np(mha._value_dense.kernel))
-    v = v + _np(mha._value_dense.bias)
+    num_heads = block.num_heads
+
+    def dense(inputs, layer):
+        return inputs @ _np(layer.kernel) + _np(layer.bias)
+
+    def heads(y):  # Column h * key_dim + k is head h's component k.
+        return y.reshape(*y.shape[:2], num_heads, -1)
+
+    q = heads(dense(x, block._query_dense))
+    k = heads(dense(x, block._key_dense))
+    v = heads(dense(x, block._value_dense))
     key_dim = q.shape[-1]
     scores = np.einsum("bqhk,bshk->bhqs", q, k) / math.sqrt(key_dim)
     if attention_mask is not None:
         scores = np.where(attention_mask[:, None], scores, -1e9)
     probs = _softmax(scores)
     context = np.einsum("bhqs,bshk->bqhk", probs, v)
-    attended = np.einsum(
-        "bqhk,hkd->bqd", context, _np(mha._output_dense.kernel)
-    ) + _np(mha._output_dense.bias)
+    attended = dense(
+        context.reshape(*context.shape[:2], -1), block._attention_output_dense
+    )
     x = _layer_norm(x + attended, block._attention_norm)
     hidden = _gelu(
         x @ _np(block._intermediate_dense.kernel)
@@ -125,9 +129,9 @@ def test_residual_connections():
     # block reduces to LayerNorm(LayerNorm(x)), i.e. the residuals carry x.
     block = _block(seed=5)
     zeros = np.zeros_like
-    mha_out = block._self_attention._output_dense
-    mha_out.kernel.assign(zeros(_np(mha_out.kernel), dtype="float32"))
-    mha_out.bias.assign(zeros(_np(mha_out.bias), dtype="float32"))
+    attention_out = block._attention_output_dense
+    attention_out.kernel.assign(zeros(_np(attention_out.kernel), dtype="float32"))
+    attention_out.bias.assign(zeros(_np(attention_out.bias), dtype="float32"))
     block._output_dense.kernel.assign(np.zeros((16, 8), "float32"))
     block._output_dense.bias.assign(np.zeros(8, "float32"))
     x = _inputs(13)
@@ -224,10 +228,9 @@ def test_weight_count(dim, num_heads, intermediate_dim):
 def test_weights_not_initialised_equal():
     block = TransformerBlock(num_heads=2, intermediate_dim=16)
     block.build((None, None, 8))
-    mha = block._self_attention
-    query = _np(mha._query_dense.kernel)
-    key = _np(mha._key_dense.kernel)
-    value = _np(mha._value_dense.kernel)
+    query = _np(block._query_dense.kernel)
+    key = _np(block._key_dense.kernel)
+    value = _np(block._value_dense.kernel)
     assert not np.allclose(query, key)
     assert not np.allclose(key, value)
     assert 0.005 < query.std() < 0.03
@@ -244,9 +247,8 @@ def test_weights_not_initialised_equal_with_seeded_initializer():
         ),
     )
     block.build((None, None, 8))
-    mha = block._self_attention
     assert not np.allclose(
-        _np(mha._query_dense.kernel), _np(mha._key_dense.kernel)
+        _np(block._query_dense.kernel), _np(block._key_dense.kernel)
     )
 
 
@@ -292,3 +294,36 @@ def test_serialization_round_trip_keeps_outputs():
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(restored(x)), expected, atol=1e-6
     )
+
+
+def test_query_gives_those_rows_of_the_full_layer():
+    block = _block(seed=6, num_heads=2)
+    x = _inputs(14)
+    mask = np.ones((2, 5, 5), bool)
+    mask[0, :, 4] = False
+    full = keras.ops.convert_to_numpy(block(x, attention_mask=mask))
+    first_two = block(x, attention_mask=mask[:, :2], query=x[:, :2])
+    assert tuple(first_two.shape) == (2, 2, 8)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(first_two), full[:, :2], atol=1e-5
+    )
+    # The keys and values are all of `inputs`: changing a later token moves
+    # the first token's output.
+    moved = x.copy()
+    moved[:, 3] += 1.0
+    assert not np.allclose(
+        keras.ops.convert_to_numpy(block(moved, query=moved[:, :1])),
+        keras.ops.convert_to_numpy(block(x, query=x[:, :1])),
+        atol=1e-3,
+    )
+
+
+def test_output_shape_with_query():
+    block = _block(seed=9)
+    assert block.compute_output_shape((2, 5, 8), query_shape=(2, 1, 8)) == (
+        2,
+        1,
+        8,
+    )
+    outputs = block(keras.Input((None, 8)), query=keras.Input((1, 8)))
+    assert tuple(outputs.shape) == (None, 1, 8)
