@@ -63,12 +63,20 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         import tensorflow as tf
 
         channels = inputs.shape[-1]
-        ones = ops.ones((channels,), "float32")
-        zeros = ops.zeros((channels,), "float32")
+        scale = (
+            ops.cast(self.gamma, "float32")
+            if self.scale
+            else ops.ones((channels,), "float32")
+        )
+        offset = (
+            ops.cast(self.beta, "float32")
+            if self.center
+            else ops.zeros((channels,), "float32")
+        )
         outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
             inputs,
-            ops.cast(self.gamma, "float32") if self.scale else ones,
-            ops.cast(self.beta, "float32") if self.center else zeros,
+            scale,
+            offset,
             epsilon=self.epsilon,
             data_format="NHWC",
             is_training=True,
