@@ -42,6 +42,7 @@ import tensorflow as tf
 import keras_selfie
 from keras_selfie import data
 from keras_selfie import evaluation
+from keras_selfie import training
 
 # Table 1 of Trinh, Luong, Le, "Selfie: Self-supervised Pretraining for Image
 # Embedding" (arXiv 1906.02940), CIFAR-10 rows, test accuracy (%) of
@@ -64,6 +65,7 @@ PRESETS = {
     # 3 Transformer layers as the PyTorch reimplementation wuhoward/SELFIE)
     # and a long schedule; meant for a GPU or TPU.
     "paper": dict(
+        query="paper",  # PAPER.md's formulation exactly
         width=1.0,
         num_layers=3,
         num_heads=32,
@@ -81,7 +83,7 @@ PRESETS = {
         probe_epochs=100,
         fractions=(0.05, 0.08, 0.20),
         seeds=3,
-        finetune_epochs=200,
+        finetune_epochs=(200,),
         finetune_steps_per_epoch=None,  # one pass over the labeled subset
         finetune_batch_size=128,
         finetune_learning_rate=0.1,
@@ -97,6 +99,7 @@ PRESETS = {
     # evaluation included), one fine-tuning run of 15 steps 25-27 s
     # (tracing and the 1,000 test images included): ~1 s per step.
     "cpu": dict(
+        query=None,  # SelfiePretrainer's default (docs/RESULTS.md)
         width=0.25,
         num_layers=3,
         num_heads=8,
@@ -114,8 +117,10 @@ PRESETS = {
         probe_epochs=50,
         fractions=(0.05, 0.08, 0.20),
         seeds=3,
-        finetune_epochs=5,
-        finetune_steps_per_epoch=20,
+        # Passes over the labeled subset, per fraction: 10 at 5% and 8%, 4
+        # at 20% (390, 620 and 624 steps of 64), the same for both arms.
+        finetune_epochs=(10, 10, 4),
+        finetune_steps_per_epoch=None,
         finetune_batch_size=64,
         # At 0.1 the runs from pretrained P diverged in the warm-up epoch
         # (loss 2.8 -> 9.7, then chance: 13.7% test accuracy) while those
@@ -124,8 +129,9 @@ PRESETS = {
         finetune_learning_rate=0.02,
         finetune_weight_decay=5e-4,
         finetune_warmup_epochs=1,
-        # 100 steps leave BN's moving averages (momentum 0.99) far from the
-        # weights' statistics: measured 15% / 11% test accuracy without.
+        # Short runs leave BN's moving averages (momentum 0.99) far from the
+        # weights' statistics: measured 15% / 11% test accuracy without,
+        # after 100 steps.
         finetune_batch_norm_batches=50,
         test_images=1_000,
         run_eagerly=False,
@@ -133,6 +139,7 @@ PRESETS = {
     # A check that everything runs (about 1-2 minutes on 2 CPU cores); its
     # numbers mean nothing. Eager: no graph tracing per model.
     "smoke": dict(
+        query=None,
         width=0.125,
         num_layers=1,
         num_heads=4,
@@ -150,7 +157,7 @@ PRESETS = {
         probe_epochs=5,
         fractions=(0.05, 0.08),
         seeds=1,
-        finetune_epochs=1,
+        finetune_epochs=(1,),
         finetune_steps_per_epoch=2,
         finetune_batch_size=32,
         finetune_learning_rate=0.1,
@@ -186,6 +193,20 @@ def parse_args(argv=None):
         "pooling")
     add("--num-heads", type=int)
     add("--intermediate-dim", type=int)
+    # Selfie's formulation (SelfiePretrainer arguments; unset: its defaults,
+    # or those the query mode implies).
+    add("--query", choices=keras_selfie.models.selfie_pretrainer.QUERIES,
+        help="query of each masked position: 'context' (computed by "
+        "attention pooling from the visible patches) or 'paper' (u + PE(j))")
+    add("--distractors", choices=keras_selfie.losses.DISTRACTORS,
+        help="candidates of each query: the masked patches of its image, or "
+        "of every image of the batch")
+    add("--similarity", choices=keras_selfie.losses.SIMILARITIES)
+    add("--temperature", type=float, help="scores are divided by it")
+    add("--patch-color-jitter", dest="patch_color_jitter",
+        action="store_true", default=None,
+        help="a random colour distortion for every patch in pretraining "
+        "(a guard against colour shortcuts)")
     # Pretraining.
     add("--pretrain-epochs", type=int)
     add("--pretrain-steps-per-epoch", type=int,
@@ -204,12 +225,14 @@ def parse_args(argv=None):
         help="labeled train images of the linear probe and kNN memory bank")
     add("--probe-epochs", type=int)
     # Fine-tuning.
-    add("--fractions", type=float, nargs="+",
-        help="label fractions, e.g. 0.05 0.08 0.2")
+    add("--fractions", type=float, nargs="*",
+        help="label fractions, e.g. 0.05 0.08 0.2 (none: no fine-tuning)")
     add("--full", action="store_true",
         help="also fine-tune on 100%% of the labels (fraction 1.0)")
     add("--seeds", type=int, help="seeds (runs) per fraction: 0 .. N-1")
-    add("--finetune-epochs", type=int)
+    add("--finetune-epochs", type=int, nargs="+",
+        help="passes (epochs) per fraction: one value for all fractions, "
+        "or one per fraction")
     add("--finetune-steps-per-epoch", type=int,
         help="default: one pass over the labeled subset")
     add("--finetune-batch-size", type=int)
@@ -246,6 +269,15 @@ def parse_args(argv=None):
     if args.full and 1.0 not in fractions:
         fractions.append(1.0)
     args.fractions = fractions
+    epochs = list(args.finetune_epochs)
+    if len(epochs) == 1:
+        epochs = epochs * len(fractions)
+    if fractions and len(epochs) != len(fractions):
+        parser.error(
+            f"--finetune-epochs takes one value or one per fraction "
+            f"({len(fractions)}); received {len(epochs)}"
+        )
+    args.finetune_epochs = epochs[: len(fractions)]
     return args
 
 
@@ -279,8 +311,8 @@ def estimate_seconds(args, train_size=50_000):
     pretrain = (pre_steps * CPU_SECONDS["pretrain_step_w025_b64"] * scale
                 * args.pretrain_batch_size / 64)
     finetune = 0.0
-    for fraction in args.fractions:
-        steps = args.finetune_epochs * (
+    for fraction, epochs in zip(args.fractions, args.finetune_epochs):
+        steps = epochs * (
             args.finetune_steps_per_epoch
             or max(int(fraction * train_size) // args.finetune_batch_size, 1)
         )
@@ -296,6 +328,12 @@ def estimate_seconds(args, train_size=50_000):
 
 
 def build_pretrainer(args):
+    formulation = {
+        key: getattr(args, key)
+        for key in ("query", "distractors", "similarity", "temperature",
+                    "patch_color_jitter")
+        if getattr(args, key) is not None
+    }
     return keras_selfie.SelfiePretrainer(
         image_size=IMAGE_SIZE,
         patch_size=PATCH_SIZE,
@@ -305,20 +343,35 @@ def build_pretrainer(args):
         num_heads=args.num_heads,
         intermediate_dim=args.intermediate_dim,
         seed=args.seed,
+        **formulation,
     )
 
 
-def pretrain(args, pretrainer, knn_train, knn_test):
-    images = data.load_tfds("cifar10", "train", data_dir=args.data_dir)
-    train = data.make_dataset(
-        images,
-        args.pretrain_batch_size,
-        augment=data.pretraining_augmentation(),
-        repeat=True,
-        seed=args.seed,
-    )
+def formulation(pretrainer):
+    """The settings that make a row of the ablation."""
+    return {
+        key: getattr(pretrainer, key)
+        for key in ("query", "distractors", "similarity", "temperature",
+                    "encoder_position_embedding", "patch_color_jitter")
+    }
+
+
+def pretrain(args, pretrainer, knn_train, knn_test, run_dir):
+    """Pretrains, backing up every epoch to `run_dir`: a killed run resumes
+    at its last completed epoch, with the batches it would have had."""
     steps_per_epoch = args.pretrain_steps_per_epoch or (
         50_000 // args.pretrain_batch_size
+    )
+    done = training.backup_epoch(run_dir / training.callbacks.BACKUP_DIR)
+    training.trim_history(run_dir / training.callbacks.HISTORY_CSV, done)
+    if done:
+        print(f"  resuming from the backup in {run_dir}: epoch {done} of "
+              f"{args.pretrain_epochs} done")
+    train = training.pretraining_batches(
+        data.load_tfds("cifar10", "train", data_dir=args.data_dir),
+        args.pretrain_batch_size,
+        seed=args.seed,
+        skip_batches=done * steps_per_epoch,
     )
     total = args.pretrain_epochs * steps_per_epoch
     warmup = min(args.pretrain_warmup_epochs * steps_per_epoch, total - 1)
@@ -336,45 +389,136 @@ def pretrain(args, pretrainer, knn_train, knn_test):
         knn_train, knn_test, every_n_epochs=args.knn_every
     )
     start = time.time()
-    history = pretrainer.fit(
+    pretrainer.fit(
         train,
         epochs=args.pretrain_epochs,
         steps_per_epoch=steps_per_epoch,
-        callbacks=[monitor],
+        callbacks=training.training_callbacks(
+            run_dir, monitors=[monitor], log_keys=("knn_accuracy",),
+            checkpoint=False,
+        ),
         verbose=args.verbose,
     )
     seconds = time.time() - start
-    curve = []
-    for epoch in range(args.pretrain_epochs):
-        curve.append({
+    history = training.read_history(run_dir / training.callbacks.HISTORY_CSV)
+    curve = [
+        {
             "epoch": epoch + 1,
-            "loss": float(history.history["loss"][epoch]),
-            "patch_accuracy": float(history.history["patch_accuracy"][epoch]),
-            "knn_accuracy": monitor.results.get(epoch),
-        })
+            "loss": float(history["loss"][epoch]),
+            "patch_accuracy": float(history["patch_accuracy"][epoch]),
+            "knn_accuracy": _number(history.get("knn_accuracy"), epoch),
+        }
+        for epoch in range(args.pretrain_epochs)
+    ]
     return {
         "steps": total,
         "steps_per_epoch": steps_per_epoch,
+        "resumed_at_epoch": done,
         "seconds": round(seconds, 1),
-        "seconds_per_step": round(seconds / total, 3),
+        "seconds_per_step": round(
+            seconds / max((args.pretrain_epochs - done) * steps_per_epoch, 1),
+            3,
+        ),
         "chance_patch_accuracy": 1 / pretrainer.num_decoder_patches,
         "curve": curve,
     }
 
 
-def frozen_evaluation(args, pretrainer, random_pretrainer, probe_train, test):
+def _number(values, index):
+    """`values[index]` as a float, `None` if absent or empty."""
+    if not values or index >= len(values) or values[index] in (None, ""):
+        return None
+    value = float(values[index])
+    return None if np.isnan(value) else value
+
+
+# The two evaluation settings of P's batch normalisation: the statistics P
+# was trained with (8x8 patches; for random P the initial 0 / 1), and those
+# recomputed on whole 32x32 images ("precise BN"). Each P is reported at its
+# better setting, so that a gain is never an artefact of crippling the
+# baseline.
+BATCH_NORM_SETTINGS = ("moving", "recalibrated")
+
+
+def recalibrated_copy(args, pretrainer, images, num_batches=50):
+    """A copy of `pretrainer` whose P's batch-norm statistics are those of
+    whole images (the pretrained weights are left as they are)."""
+    copy = build_pretrainer(args)
+    copy.set_weights(pretrainer.get_weights())
+    scaled = images.batch(64).map(
+        lambda x, y: evaluation.scale_images(x, "float32")
+    )
+    evaluation.recalibrate_batch_norm(copy.patch_network, scaled,
+                                      num_batches)
+    return copy
+
+
+def frozen_evaluation(args, models, probe_train, test, context_images):
+    """Frozen-feature figures of each P, at both batch-norm settings.
+
+    For each model: kNN, linear probe and feature health at each setting of
+    `BATCH_NORM_SETTINGS`, the best setting per metric, and the context
+    gain of the pretext predictions (the model's own candidates, and the
+    image's M patches).
+    """
     results = {}
-    for name, model in (("pretrained", pretrainer),
-                        ("random", random_pretrainer)):
-        train_features = evaluation.extract_features(model, probe_train)
-        test_features = evaluation.extract_features(model, test)
-        knn = evaluation.knn_accuracy(*train_features, *test_features)
-        probe = evaluation.linear_probe(
-            model, probe_train, test, epochs=args.probe_epochs,
-            num_classes=NUM_CLASSES, seed=args.seed,
-        )
-        results[name] = {"knn_accuracy": float(knn),
-                         "linear_probe_accuracy": probe["accuracy"]}
+    for name, model in models.items():
+        entry = {"settings": {}}
+        for setting in BATCH_NORM_SETTINGS:
+            evaluated = model if setting == "moving" else recalibrated_copy(
+                args, model, probe_train
+            )
+            train_features = evaluation.extract_features(evaluated,
+                                                         probe_train)
+            test_features = evaluation.extract_features(evaluated, test)
+            entry["settings"][setting] = {
+                "knn_accuracy": float(evaluation.knn_accuracy(
+                    *train_features, *test_features)),
+                "linear_probe_accuracy": evaluation.linear_probe(
+                    evaluated, probe_train, test, epochs=args.probe_epochs,
+                    num_classes=NUM_CLASSES, seed=args.seed,
+                )["accuracy"],
+                **evaluation.feature_health(test_features[0]),
+            }
+        for metric in ("knn_accuracy", "linear_probe_accuracy"):
+            best = max(BATCH_NORM_SETTINGS,
+                       key=lambda k: entry["settings"][k][metric])
+            entry[metric] = entry["settings"][best][metric]
+            entry[metric.replace("accuracy", "setting")] = best
+        entry["feature_health"] = {
+            key: entry["settings"]["moving"][key]
+            for key in ("effective_rank", "relative_std",
+                        "top_direction_share")
+        }
+        entry["context_gain"] = {
+            distractors: evaluation.context_gain(
+                model, context_images, distractors=distractors, seed=args.seed
+            )
+            for distractors in dict.fromkeys((model.distractors, "image"))
+        }
+        results[name] = entry
+    return results
+
+
+def patch_views(args, models, probe_train, test):
+    """kNN and linear probe of P run on each patch alone, as in
+    pretraining (moving batch-norm statistics: those of patches), pooled by
+    mean or concatenation (`evaluation.patch_feature_network`)."""
+    results = {}
+    for name, model in models.items():
+        results[name] = {}
+        for pooling in evaluation.features.POOLINGS:
+            view = evaluation.patch_feature_network(model, pooling)
+            train_features = evaluation.extract_features(view, probe_train)
+            test_features = evaluation.extract_features(view, test)
+            results[name][f"patch_{pooling}"] = {
+                "knn_accuracy": float(evaluation.knn_accuracy(
+                    *train_features, *test_features)),
+                "linear_probe_accuracy": evaluation.linear_probe(
+                    view, probe_train, test, epochs=args.probe_epochs,
+                    num_classes=NUM_CLASSES, seed=args.seed,
+                )["accuracy"],
+            }
     return results
 
 
@@ -385,7 +529,8 @@ def digest(images, labels):
     return sha.hexdigest()[:16]
 
 
-def finetune_run(args, pretrainer, subset, test, seed, from_scratch):
+def finetune_run(args, pretrainer, subset, test, seed, epochs,
+                 from_scratch):
     images, labels = subset
     dataset = data.make_dataset(
         data.from_arrays(images, labels),
@@ -403,15 +548,14 @@ def finetune_run(args, pretrainer, subset, test, seed, from_scratch):
         dataset,
         test,
         num_classes=NUM_CLASSES,
-        epochs=args.finetune_epochs,
+        epochs=epochs,
         from_scratch=from_scratch,
         stem=pretrainer.stem if from_scratch else None,
         width=pretrainer.width if from_scratch else None,
         learning_rate=args.finetune_learning_rate,
         nesterov=True,
         weight_decay=args.finetune_weight_decay,
-        warmup_epochs=min(args.finetune_warmup_epochs,
-                          args.finetune_epochs - 1),
+        warmup_epochs=min(args.finetune_warmup_epochs, epochs - 1),
         steps_per_epoch=steps,
         verbose=0,
         run_eagerly=args.run_eagerly,
@@ -423,7 +567,8 @@ def finetune_run(args, pretrainer, subset, test, seed, from_scratch):
         "loss": result["loss"],
         "num_labeled_images": int(len(labels)),
         "subset_digest": digest(images, labels),
-        "steps": steps * args.finetune_epochs,
+        "steps": steps * epochs,
+        "epochs": epochs,
         "seconds": round(time.time() - start, 1),
     }
 
@@ -459,6 +604,41 @@ def make_table(rows):
     return "\n".join(lines)
 
 
+# Arguments that do not change what a run computes: a run started again
+# with other values of these continues the results file.
+NOT_IDENTITY = ("smoke", "verbose", "output_dir", "data_dir")
+
+
+def load_progress(path, config):
+    """The finished stages of an earlier run with the same arguments.
+
+    Returns `{}` when there is no results file. A results file written with
+    other arguments raises `ValueError` rather than mixing two runs.
+    """
+    if not path.exists():
+        return {}
+    progress = json.loads(path.read_text())
+    previous = {k: v for k, v in progress.get("config", {}).items()
+                if k not in NOT_IDENTITY}
+    current = {k: v for k, v in config.items() if k not in NOT_IDENTITY}
+    # A flag added since the file was written reads as unset (None).
+    changed = sorted(k for k in previous.keys() | current.keys()
+                     if previous.get(k) != current.get(k))
+    if changed:
+        raise ValueError(
+            f"{path} holds a run with other arguments ({', '.join(changed)} "
+            "differ); use another --output-dir, or remove it to start over."
+        )
+    return progress
+
+
+def save_progress(path, progress):
+    """Writes the results file atomically (a kill never leaves half of it)."""
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(progress, indent=2))
+    os.replace(temporary, path)
+
+
 def main(argv=None):
     args = parse_args(argv)
     wall_start = time.time()
@@ -473,6 +653,22 @@ def main(argv=None):
           f"{estimate['finetune'] / 60:.0f}). Machine: {info['platform']}, "
           f"{info['usable_cpus']} usable CPUs, accelerators: "
           f"{info['accelerators'] or 'none'}.")
+    config = {k: v for k, v in vars(args).items() if k != "smoke"}
+    results_path = output_dir / "results.json"
+    progress = load_progress(results_path, json.loads(json.dumps(config)))
+    progress.setdefault("config", config)
+    progress.setdefault("runs", [])
+    # Wall time adds up over the runs that made the results file.
+    wall_before = progress.get("wall_seconds", 0.0)
+
+    def checkpoint():
+        progress["wall_seconds"] = round(
+            wall_before + time.time() - wall_start, 1
+        )
+        save_progress(results_path, progress)
+    if progress.get("pretraining"):
+        print(f"Continuing the run in {results_path}: "
+              f"{len(progress['runs'])} fine-tuning run(s) done.")
 
     def labeled(split):
         return data.load_tfds("cifar10", split, labeled=True,
@@ -488,7 +684,13 @@ def main(argv=None):
     # pretrained model's own initial weights).
     random_pretrainer = build_pretrainer(args)
     pretrainer = build_pretrainer(args)
-    if args.pretrained_weights:
+    weights_path = output_dir / "selfie_pretrainer.weights.h5"
+    print(f"  formulation: {formulation(pretrainer)}")
+    if progress.get("pretraining"):
+        print(f"\n== 1. Selfie pretraining: done, weights from "
+              f"{weights_path}")
+        pretrainer.load_weights(weights_path)
+    elif args.pretrained_weights:
         print("\n== 1. Selfie pretraining: weights from "
               f"{args.pretrained_weights}")
         pretrainer.load_weights(args.pretrained_weights)
@@ -500,34 +702,66 @@ def main(argv=None):
             if previous.exists() else {"curve": []}
         )
         pretraining["weights_from"] = str(args.pretrained_weights)
+        progress["pretraining"] = pretraining
     else:
         print("\n== 1. Selfie pretraining on the unlabeled CIFAR-10 train "
               "split")
-        pretraining = pretrain(args, pretrainer, knn_train, knn_test)
+        progress["pretraining"] = pretrain(
+            args, pretrainer, knn_train, knn_test, output_dir / "pretraining"
+        )
+    pretraining = progress["pretraining"]
+    pretraining["formulation"] = formulation(pretrainer)
     for point in pretraining["curve"]:
         knn = point["knn_accuracy"]
         print(f"  epoch {point['epoch']:3d}  loss {point['loss']:.4f}  "
               f"patch_accuracy {point['patch_accuracy']:.3f}  knn_accuracy "
               + ("-" if knn is None else f"{knn:.3f}"))
-    pretrainer.save_weights(output_dir / "selfie_pretrainer.weights.h5")
+    if not weights_path.exists():
+        pretrainer.save_weights(weights_path)
+    checkpoint()
 
     # 2. Frozen features: pretrained vs. random P.
-    print("\n== 2. Frozen features of P (kNN, linear probe) on "
-          f"{test_split}")
-    frozen = frozen_evaluation(args, pretrainer, random_pretrainer,
-                               probe_train, test)
+    print("\n== 2. Frozen features of P (kNN, linear probe, feature health, "
+          f"context gain) on {test_split}")
+    if "frozen_features" not in progress:
+        progress["frozen_features"] = frozen_evaluation(
+            args,
+            {"pretrained": pretrainer, "random": random_pretrainer},
+            probe_train,
+            test,
+            data.load_tfds("cifar10", test_split, data_dir=args.data_dir),
+        )
+        checkpoint()
+    if "patch_views" not in progress:
+        progress["patch_views"] = patch_views(
+            args, {"pretrained": pretrainer, "random": random_pretrainer},
+            probe_train, test,
+        )
+        checkpoint()
+    frozen = progress["frozen_features"]
+    for name, values in progress["patch_views"].items():
+        print(f"  {name:10} P on patches: " + "  ".join(
+            f"{view} kNN {v['knn_accuracy']:.3f} probe "
+            f"{v['linear_probe_accuracy']:.3f}"
+            for view, v in values.items()))
     for name, values in frozen.items():
-        print(f"  {name:10} P: kNN {values['knn_accuracy']:.3f}  linear "
-              f"probe {values['linear_probe_accuracy']:.3f}")
+        gain = values["context_gain"][pretrainer.distractors]
+        print(f"  {name:10} P: kNN {values['knn_accuracy']:.3f} "
+              f"({values['knn_setting']} BN)  linear probe "
+              f"{values['linear_probe_accuracy']:.3f} "
+              f"({values['linear_probe_setting']} BN)  effective rank "
+              f"{values['feature_health']['effective_rank']:.1f}  "
+              f"context gain {gain['context_gain']:+.3f}")
 
     # 3. Fine-tuning on stratified label subsets, scratch vs. pretrained.
     print("\n== 3. Fine-tuning a ResNet-50 on stratified label subsets")
-    batches = list(labeled("train").batch(10_000).as_numpy_iterator())
-    train_images = np.concatenate([images for images, _ in batches])
-    train_labels = np.concatenate([labels for _, labels in batches])
-    runs = []
+    if args.fractions:
+        batches = list(labeled("train").batch(10_000).as_numpy_iterator())
+        train_images = np.concatenate([images for images, _ in batches])
+        train_labels = np.concatenate([labels for _, labels in batches])
+    done = {(r["fraction"], r["seed"], r["init"]): r for r in progress["runs"]}
     rows = []
-    for fraction in args.fractions:
+    for fraction, epochs in zip(args.fractions, args.finetune_epochs):
         accuracies = {"scratch": [], "pretrained": []}
         for seed in range(args.seeds):
             # The same images for both runs: the subset depends only on
@@ -536,10 +770,14 @@ def main(argv=None):
                 (train_images, train_labels), fraction, seed=seed
             )
             for kind in ("scratch", "pretrained"):
-                run = finetune_run(args, pretrainer, subset, test, seed,
-                                   from_scratch=kind == "scratch")
-                run.update(fraction=fraction, seed=seed, init=kind)
-                runs.append(run)
+                run = done.get((fraction, seed, kind))
+                if run is None:
+                    run = finetune_run(args, pretrainer, subset, test, seed,
+                                       epochs,
+                                       from_scratch=kind == "scratch")
+                    run.update(fraction=fraction, seed=seed, init=kind)
+                    progress["runs"].append(run)
+                    checkpoint()
                 accuracies[kind].append(run["accuracy"])
                 print(f"  {fraction * 100:5g}% seed {seed} {kind:10} "
                       f"{run['num_labeled_images']:6d} images "
@@ -549,7 +787,8 @@ def main(argv=None):
         pre_mean, pre_std = mean_std(accuracies["pretrained"])
         rows.append({
             "fraction": fraction,
-            "num_labeled_images": runs[-1]["num_labeled_images"],
+            "num_labeled_images": run["num_labeled_images"],
+            "steps": run["steps"],
             "scratch_accuracies": accuracies["scratch"],
             "pretrained_accuracies": accuracies["pretrained"],
             "scratch_mean": scratch_mean,
@@ -561,7 +800,7 @@ def main(argv=None):
         })
 
     # 4. Report.
-    seconds = time.time() - wall_start
+    seconds = wall_before + time.time() - wall_start
     table = make_table(rows)
     header = (
         f"# Table 1, CIFAR-10: ResNet-50 from scratch vs. from Selfie "
@@ -570,7 +809,6 @@ def main(argv=None):
         f"{args.seeds} seed(s); the paper's numbers are Table 1 of "
         "arXiv 1906.02940 (full width, long schedules).\n"
     )
-    config = {k: v for k, v in vars(args).items() if k != "smoke"}
     if pretraining["curve"]:
         pretext = (
             f"\nPretext task after {pretraining['steps']} steps: loss "
@@ -586,7 +824,8 @@ def main(argv=None):
         )
     footer = (
         pretext
-        + f"Frozen P on `{test_split}` (kNN / linear probe): pretrained "
+        + f"Frozen P on `{test_split}` (kNN / linear probe, each at its "
+        f"better batch-norm setting): pretrained "
         f"{frozen['pretrained']['knn_accuracy'] * 100:.1f} / "
         f"{frozen['pretrained']['linear_probe_accuracy'] * 100:.1f}, random "
         f"{frozen['random']['knn_accuracy'] * 100:.1f} / "
@@ -598,26 +837,21 @@ def main(argv=None):
         f"Configuration: `{json.dumps(config)}`\n"
     )
     markdown = header + "\n" + table + "\n" + footer
-    results = {
+    progress.update({
         "preset": args.preset,
-        "config": config,
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": info,
-        "wall_seconds": round(seconds, 1),
         "estimated_seconds": estimate,
         "test_split": test_split,
-        "pretraining": pretraining,
-        "frozen_features": frozen,
         "table": rows,
-        "runs": runs,
         "paper": {str(k): v for k, v in PAPER_TABLE1_CIFAR10.items()},
-    }
+    })
     (output_dir / "table1.md").write_text(markdown)
-    (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+    checkpoint()
     print("\n" + markdown)
     print(f"Written: {(output_dir / 'table1.md').resolve()}, "
-          f"{(output_dir / 'results.json').resolve()}")
-    return results
+          f"{results_path.resolve()}")
+    return progress
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@
   scratch) trained end to end with SGD, warm-up and cosine decay.
 - `recalibrate_batch_norm`: batch-norm statistics averaged over training
   batches after a short run ("precise BN").
+- `context_gain`: how much the pretext predictions use the visible
+  patches (own context minus another image's).
+- `feature_health`: effective rank and spread of features across images.
 - `KNNMonitor`: a callback adding `knn_accuracy` to the logs of
   `SelfiePretrainer.fit`.
 
@@ -25,7 +28,10 @@ print(evaluation.knn_accuracy(*features, *test_features))
 
 from keras_selfie.evaluation.batch_norm import recalibrate_batch_norm
 from keras_selfie.evaluation.callbacks import KNNMonitor
+from keras_selfie.evaluation.diagnostics import context_gain
+from keras_selfie.evaluation.diagnostics import feature_health
 from keras_selfie.evaluation.features import extract_features
+from keras_selfie.evaluation.features import patch_feature_network
 from keras_selfie.evaluation.features import scale_images
 from keras_selfie.evaluation.finetune import build_finetuning_model
 from keras_selfie.evaluation.finetune import cosine_schedule

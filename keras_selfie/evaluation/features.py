@@ -126,3 +126,64 @@ def extract_features(pretrainer_or_patch_network, dataset, batch_size=256):
             "`keras.callbacks.TerminateOnNaN` stops such a run)."
         )
     return features, np.concatenate(labels)
+
+
+POOLINGS = ("mean", "concat")
+
+
+class _PatchView(keras.layers.Layer):
+    """`P` on each patch of the grid, as in pretraining, then pooled."""
+
+    def __init__(self, pretrainer, pooling, **kwargs):
+        super().__init__(**kwargs)
+        self.pretrainer = pretrainer
+        self.pooling = pooling
+
+    def call(self, images, training=False):
+        features = self.pretrainer.patch_features(images, training=training)
+        if self.pooling == "mean":
+            return keras.ops.mean(features, axis=1)
+        return keras.ops.reshape(
+            features, (-1, features.shape[1] * features.shape[2])
+        )
+
+
+def patch_feature_network(pretrainer, pooling="mean"):
+    """A network computing `P`'s features the way pretraining sees images.
+
+    `extract_features` runs `P` on the whole image, as fine-tuning does.
+    This model cuts the image into the pretrainer's patch grid, runs `P` on
+    each patch alone (the input size it was trained on), and pools the `N`
+    patch features: their mean (`d` values) or their concatenation in grid
+    order (`N * d` values, which keeps where each patch was). Comparing the
+    two views tells whether what `P` learned on patches carries over to
+    whole images.
+
+    Args:
+        pretrainer: a `SelfiePretrainer`.
+        pooling: `"mean"` or `"concat"`.
+
+    Returns:
+        A `keras.Model` from images to features, which `extract_features`,
+        `knn_accuracy` and `linear_probe` take in place of a pretrainer.
+
+    Example:
+
+    ```python
+    view = evaluation.patch_feature_network(pretrainer, "concat")
+    features, labels = evaluation.extract_features(view, test)
+    ```
+    """
+    if not isinstance(pretrainer, SelfiePretrainer):
+        raise ValueError(
+            "Argument `pretrainer` must be a `keras_selfie.SelfiePretrainer`. "
+            f"Received: pretrainer={type(pretrainer).__name__}"
+        )
+    if pooling not in POOLINGS:
+        raise ValueError(
+            f"Argument `pooling` must be one of {list(POOLINGS)}. "
+            f"Received: pooling={pooling!r}"
+        )
+    inputs = keras.Input((*pretrainer.image_size, pretrainer.num_channels))
+    outputs = _PatchView(pretrainer, pooling, name=f"patch_{pooling}")(inputs)
+    return keras.Model(inputs, outputs, name=f"patch_{pooling}_features")

@@ -22,6 +22,14 @@ class AttentionPooling(keras.layers.Layer):
     Without position information the result does not depend on the order of
     the inputs.
 
+    With `queries` (`q_1 ... q_Q`, e.g. position embeddings of the patches
+    to predict), `Q` pooling tokens `u0 + q_1, ..., u0 + q_Q` are put in
+    front instead of `u0` alone, all go through the layers together (each
+    token attends to every input and to the other tokens), and their `Q`
+    outputs are returned: one pooled vector per query, as the decoders of
+    MAE and BERT compute a prediction per masked position. The inputs'
+    outputs are not computed in the last layer.
+
     Args:
         num_layers: int. Number of Transformer layers.
         num_heads: int. Attention heads per layer; must divide the feature
@@ -41,9 +49,12 @@ class AttentionPooling(keras.layers.Layer):
         mask: optional boolean tensor of shape `(batch_size, n)`; `False`
             marks inputs to ignore. `u0` is always attended to.
         training: boolean, whether dropout is active.
+        queries: optional float tensor of shape `(batch_size, Q, d)`, added
+            to `u0` to make `Q` pooling tokens.
 
     Returns:
-        The pooled vectors `u`, of shape `(batch_size, d)`.
+        The pooled vectors `u`, of shape `(batch_size, d)`; with `queries`,
+        shape `(batch_size, Q, d)`.
 
     Example:
 
@@ -113,19 +124,23 @@ class AttentionPooling(keras.layers.Layer):
             self.transformer_layers.append(block)
         self.built = True
 
-    def call(self, inputs, mask=None, training=None):
+    def call(self, inputs, mask=None, training=None, queries=None):
         batch_size = ops.shape(inputs)[0]
         dim = inputs.shape[-1]
-        token = ops.cast(self.pooling_token, inputs.dtype)
-        token = ops.broadcast_to(
-            ops.reshape(token, (1, 1, dim)), (batch_size, 1, dim)
+        token = ops.reshape(
+            ops.cast(self.pooling_token, inputs.dtype), (1, 1, dim)
         )
-        x = ops.concatenate([token, inputs], axis=1)
+        if queries is None:
+            tokens = ops.broadcast_to(token, (batch_size, 1, dim))
+        else:
+            tokens = token + ops.cast(queries, inputs.dtype)
+        num_tokens = tokens.shape[1]
+        x = ops.concatenate([tokens, inputs], axis=1)
         attention_mask = None
         if mask is not None:
             keys = ops.concatenate(
                 [
-                    ops.ones((batch_size, 1), dtype="bool"),
+                    ops.ones((batch_size, num_tokens), dtype="bool"),
                     ops.cast(mask, "bool"),
                 ],
                 axis=1,
@@ -137,20 +152,25 @@ class AttentionPooling(keras.layers.Layer):
         *layers, last = self.transformer_layers
         for block in layers:
             x = block(x, attention_mask=attention_mask, training=training)
-        # Only `u` is kept: the last layer computes the first token alone
-        # (its attention still reads every token). Same result as the full
-        # layer, at about a third of its cost.
+        # Only the pooling tokens are kept: the last layer computes them
+        # alone (their attention still reads every token). Same result as
+        # the full layer, at a fraction of its cost.
         if attention_mask is not None:
-            attention_mask = attention_mask[:, :1, :]
-        u = last(
-            x, attention_mask=attention_mask, training=training, query=x[:, :1]
+            attention_mask = attention_mask[:, :num_tokens, :]
+        pooled = last(
+            x,
+            attention_mask=attention_mask,
+            training=training,
+            query=x[:, :num_tokens],
         )
-        return u[:, 0, :]
+        return pooled[:, 0, :] if queries is None else pooled
 
     def compute_mask(self, inputs, mask=None):
         return None
 
-    def compute_output_shape(self, inputs_shape):
+    def compute_output_shape(self, inputs_shape, queries_shape=None):
+        if queries_shape is not None:
+            return tuple(queries_shape)
         return (inputs_shape[0], inputs_shape[-1])
 
     def get_config(self):

@@ -1,4 +1,7 @@
 from keras_selfie.losses.distractor_softmax_loss import DistractorSoftmaxLoss
+from keras_selfie.losses.distractor_softmax_loss import DISTRACTORS
+from keras_selfie.losses.distractor_softmax_loss import SIMILARITIES
+from keras_selfie.losses.distractor_softmax_loss import distractor_labels
 from keras_selfie.losses.distractor_softmax_loss import distractor_logits
 from keras_selfie.losses.distractor_softmax_loss import (
     distractor_softmax_crossentropy,

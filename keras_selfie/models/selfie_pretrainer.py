@@ -6,7 +6,11 @@ from keras_selfie.layers.patch_extractor import PatchExtractor
 from keras_selfie.layers.row_col_positional_embedding import (
     RowColPositionalEmbedding,
 )
+from keras_selfie.losses.distractor_softmax_loss import DISTRACTORS
+from keras_selfie.losses.distractor_softmax_loss import SIMILARITIES
 from keras_selfie.losses.distractor_softmax_loss import DistractorSoftmaxLoss
+from keras_selfie.losses.distractor_softmax_loss import check_temperature
+from keras_selfie.losses.distractor_softmax_loss import distractor_labels
 from keras_selfie.losses.distractor_softmax_loss import distractor_logits
 from keras_selfie.models.resnet import feature_dim
 from keras_selfie.models.resnet import patch_network
@@ -17,9 +21,31 @@ from keras_selfie.utils.images import scale_images
 from keras_selfie.utils.initializers import clone_initializer
 from keras_selfie.utils.random import seeded_construction
 from keras_selfie.utils.random import uniform
+from keras_selfie.utils.validation import check_choice
 from keras_selfie.utils.validation import check_image_shape
 from keras_selfie.utils.validation import check_positive_int
 from keras_selfie.utils.validation import to_pair
+
+
+QUERIES = ("context", "paper")
+
+# What each query mode implies for the settings left at `None`. "paper" is
+# PAPER.md exactly; "context" is the configuration measured best in
+# docs/RESULTS.md ("Context-conditioned Selfie").
+QUERY_DEFAULTS = {
+    "paper": dict(
+        distractors="image",
+        similarity="dot",
+        temperature=1.0,
+        encoder_position_embedding=False,
+    ),
+    "context": dict(
+        distractors="batch",
+        similarity="cosine",
+        temperature=0.1,
+        encoder_position_embedding=True,
+    ),
+}
 
 
 def gather_positions(features, positions):
@@ -171,13 +197,41 @@ class SelfiePretrainer(keras.Model):
         num_heads=32,
         intermediate_dim=640,
         dropout=0.1,
-        encoder_position_embedding=False,
+        query="context",
+        distractors=None,
+        similarity=None,
+        temperature=None,
+        encoder_position_embedding=None,
+        patch_color_jitter=False,
         synchronized_batch_norm=False,
         position_embedding_initializer=None,
         seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.query = check_choice("query", query, QUERIES)
+        defaults = QUERY_DEFAULTS[self.query]
+        self.distractors = check_choice(
+            "distractors",
+            defaults["distractors"] if distractors is None else distractors,
+            DISTRACTORS,
+        )
+        self.similarity = check_choice(
+            "similarity",
+            defaults["similarity"] if similarity is None else similarity,
+            SIMILARITIES,
+        )
+        if temperature is None:
+            temperature = (
+                defaults["temperature"]
+                if self.similarity == defaults["similarity"]
+                else 1.0
+            )
+        self.temperature = check_temperature(temperature)
+        if encoder_position_embedding is None:
+            encoder_position_embedding = defaults[
+                "encoder_position_embedding"
+            ]
         self.image_size = to_pair("image_size", image_size)
         self.num_channels = check_positive_int("num_channels", num_channels)
         self.patch_extractor = PatchExtractor(
@@ -200,16 +254,30 @@ class SelfiePretrainer(keras.Model):
         self.dropout = dropout
         self.encoder_position_embedding = bool(encoder_position_embedding)
         self.synchronized_batch_norm = bool(synchronized_batch_norm)
+        self.patch_color_jitter = bool(patch_color_jitter)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(
             seed, name="split_seed_generator"
         )
         self.patch_accuracy_tracker = keras.metrics.Mean(name="patch_accuracy")
-        self.distractor_loss = DistractorSoftmaxLoss()
+        self.distractor_loss = self.default_loss()
         # Sublayers (dropout) made in `build` draw their seeds here too.
         with seeded_construction(seed):
             self._make_layers(position_embedding_initializer)
             self.build((None, *self.image_size, self.num_channels))
+
+    def default_loss(self, dtype=None):
+        """The pretext loss of this formulation (`compile`'s default).
+
+        Args:
+            dtype: dtype of the loss computation; `None` for float32.
+        """
+        return DistractorSoftmaxLoss(
+            distractors=self.distractors,
+            similarity=self.similarity,
+            temperature=self.temperature,
+            dtype=dtype,
+        )
 
     def _make_layers(self, position_embedding_initializer):
         if position_embedding_initializer is None:
@@ -239,6 +307,27 @@ class SelfiePretrainer(keras.Model):
         self.query_position_embedding = self._position_embedding(
             "query_position_embedding", seed_offset=0
         )
+        self.color_jitter = None
+        if self.patch_color_jitter:
+            # SimCLR's colour distortion at strength 0.5 (Chen et al.,
+            # 2020, appendix A), drawn for every patch on its own.
+            self.color_jitter = keras.Sequential(
+                [
+                    keras.layers.RandomColorJitter(
+                        value_range=(0, 1),
+                        brightness_factor=0.4,
+                        contrast_factor=0.4,
+                        saturation_factor=0.4,
+                        hue_factor=0.1,
+                        seed=None if self.seed is None else self.seed + 1,
+                    ),
+                    keras.layers.RandomGrayscale(
+                        factor=0.2,
+                        seed=None if self.seed is None else self.seed + 2,
+                    ),
+                ],
+                name="patch_color_jitter",
+            )
         self.encoder_position_embedding_layer = None
         if self.encoder_position_embedding:
             self.encoder_position_embedding_layer = self._position_embedding(
@@ -328,40 +417,82 @@ class SelfiePretrainer(keras.Model):
         order = ops.cast(ops.argsort(is_decoder, axis=-1), "int32")
         return order[:, : self.num_encoder_patches]
 
-    def call(self, images, decoder_positions=None, training=None):
+    def patch_features(self, images, training=None):
+        """Features of every patch of every image: `(batch_size, N, d)`.
+
+        One batched call of `P` over all `B * N` patches (the paper's
+        "efficient implementation"): a single large convolution per layer.
+        uint8 images are scaled to `[0, 1]`. With `patch_color_jitter`, in
+        training, every patch first gets its own random colour distortion.
+        """
         images = self._preprocess(images)
-        batch_size = ops.shape(images)[0]
-        patches = self.patch_extractor(images)
-        # One batched call of P over all B * N patches (the paper's
-        # "efficient implementation"): a single large convolution per layer.
-        features = self.patch_network(
-            ops.reshape(
-                patches,
-                (-1, self.patch_size, self.patch_size, self.num_channels),
-            ),
-            training=training,
+        patches = ops.reshape(
+            self.patch_extractor(images),
+            (-1, self.patch_size, self.patch_size, self.num_channels),
         )
-        features = ops.reshape(
-            features, (-1, self.num_patches, self.feature_dim)
-        )
+        if self.color_jitter is not None and training:
+            patches = ops.cast(
+                self.color_jitter(patches, training=True), patches.dtype
+            )
+        features = self.patch_network(patches, training=training)
+        return ops.reshape(features, (-1, self.num_patches, self.feature_dim))
+
+    def predict_queries(
+        self, context, encoder_positions, decoder_positions, training=None
+    ):
+        """The query `v_j` of every decoder position: `(batch_size, M, d)`.
+
+        Reads only the features of the encoder (visible) patches of
+        `context`, never those of the decoder patches.
+
+        Args:
+            context: `(batch_size, N, d)` patch features (`patch_features`)
+                whose encoder patches form the context. Pass another
+                image's features to measure what the context contributes
+                (`evaluation.context_gain`).
+            encoder_positions: int32 `(batch_size, N - M)`.
+            decoder_positions: int32 `(batch_size, M)`.
+            training: whether dropout runs in training mode.
+        """
+        encoder_features = gather_positions(context, encoder_positions)
+        if self.encoder_position_embedding_layer is not None:
+            encoder_features = (
+                encoder_features
+                + self.encoder_position_embedding_layer(encoder_positions)
+            )
+        positions = self.query_position_embedding(decoder_positions)
+        if self.query == "context":
+            # One pooling token u0 + PE(j) per decoder position, all M in
+            # one call of A, attending to the (position-embedded) encoder
+            # patches and to each other: no token holds decoder content.
+            return self.attention_pooling(
+                encoder_features, training=training, queries=positions
+            )
+        # The paper: v_j = u + PE(j), one u per image.
+        pooled = self.attention_pooling(encoder_features, training=training)
+        return pooled[:, None, :] + positions
+
+    def call(self, images, decoder_positions=None, training=None):
+        if self.distractors == "batch" and images.shape[0] == 1:
+            raise ValueError(
+                "`distractors='batch'` scores each query against the decoder "
+                "patches of the other images of the batch, so it needs at "
+                "least 2 images per batch (per replica). Received a batch "
+                f"of shape={tuple(images.shape)}. Use a larger batch or "
+                "`distractors='image'`."
+            )
+        features = self.patch_features(images, training=training)
         if decoder_positions is None:
             encoder_positions, decoder_positions = self.sample_split(
-                batch_size
+                ops.shape(features)[0]
             )
         else:
             decoder_positions = self._check_decoder_positions(
                 decoder_positions
             )
             encoder_positions = self._complement(decoder_positions)
-        encoder_features = gather_positions(features, encoder_positions)
-        if self.encoder_position_embedding_layer is not None:
-            encoder_features = (
-                encoder_features
-                + self.encoder_position_embedding_layer(encoder_positions)
-            )
-        pooled = self.attention_pooling(encoder_features, training=training)
-        queries = pooled[:, None, :] + self.query_position_embedding(
-            decoder_positions
+        queries = self.predict_queries(
+            features, encoder_positions, decoder_positions, training=training
         )
         targets = gather_positions(features, decoder_positions)
         # Under a mixed-precision policy P and A run in the compute dtype;
@@ -369,11 +500,31 @@ class SelfiePretrainer(keras.Model):
         queries = ops.cast(queries, "float32")
         targets = ops.cast(targets, "float32")
         return {
-            "logits": distractor_logits(queries, targets),
+            "logits": self.score(queries, targets),
             "decoder_positions": decoder_positions,
             "queries": queries,
             "targets": targets,
         }
+
+    def score(self, queries, targets, distractors=None):
+        """Logits of the queries against the candidate patches.
+
+        Args:
+            queries: `(batch_size, M, d)`.
+            targets: `(batch_size, M, d)`, the decoder patches' features.
+            distractors: `None` (the model's own setting), `"image"` or
+                `"batch"`.
+
+        Returns:
+            `distractor_logits` with the model's similarity and temperature.
+        """
+        return distractor_logits(
+            queries,
+            targets,
+            self.distractors if distractors is None else distractors,
+            self.similarity,
+            self.temperature,
+        )
 
     def _check_decoder_positions(self, decoder_positions):
         decoder_positions = ops.convert_to_tensor(decoder_positions)
@@ -428,7 +579,7 @@ class SelfiePretrainer(keras.Model):
                 "left unset."
             )
         self.distractor_loss = (
-            DistractorSoftmaxLoss() if loss is None else keras.losses.get(loss)
+            self.default_loss() if loss is None else keras.losses.get(loss)
         )
         super().compile(optimizer=optimizer, **kwargs)
 
@@ -459,10 +610,9 @@ class SelfiePretrainer(keras.Model):
         return loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        logits = y_pred["logits"]
         correct = ops.equal(
-            ops.cast(ops.argmax(logits, axis=-1), "int32"),
-            ops.arange(self.num_decoder_patches, dtype="int32")[None, :],
+            ops.cast(ops.argmax(y_pred["logits"], axis=-1), "int32"),
+            distractor_labels(y_pred["targets"], self.distractors),
         )
         self.patch_accuracy_tracker.update_state(
             ops.cast(correct, "float32"), sample_weight=sample_weight
@@ -483,7 +633,12 @@ class SelfiePretrainer(keras.Model):
                 "num_heads": self.num_heads,
                 "intermediate_dim": self.intermediate_dim,
                 "dropout": self.dropout,
+                "query": self.query,
+                "distractors": self.distractors,
+                "similarity": self.similarity,
+                "temperature": self.temperature,
                 "encoder_position_embedding": self.encoder_position_embedding,
+                "patch_color_jitter": self.patch_color_jitter,
                 "synchronized_batch_norm": self.synchronized_batch_norm,
                 "position_embedding_initializer": (
                     keras.initializers.serialize(

@@ -136,3 +136,42 @@ def get_strategy(name="default", tpu=None):
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
+
+
+def gather_across_replicas(values):
+    """Concatenates every replica's `values` along the first axis.
+
+    Under a `tf.distribute` strategy with several replicas, returns the
+    replicas' tensors in replica order (`ReplicaContext.all_gather`, whose
+    gradient sends each replica the part that is its own); elsewhere
+    `values` itself, so that one device and several replicas see the same
+    global batch. `replica_row_offset` tells where this replica's rows are.
+
+    Args:
+        values: tensor whose first axis is the local batch.
+    """
+    _, num_replicas = replica_info()
+    if num_replicas == 1:
+        return values
+    import tensorflow as tf
+
+    return tf.distribute.get_replica_context().all_gather(values, axis=0)
+
+
+def replica_row_offset(local_batch_size):
+    """The global row of this replica's first example (0 on one device).
+
+    Local batches may differ in size (the last batch of a dataset), so this
+    is the sum of the sizes of the replicas before this one.
+    """
+    replica_id, num_replicas = replica_info()
+    if num_replicas == 1:
+        return 0
+    sizes = gather_across_replicas(
+        ops.reshape(ops.cast(local_batch_size, "int32"), (1,))
+    )
+    before = ops.cast(
+        ops.less(ops.arange(num_replicas, dtype="int32"), replica_id),
+        "int32",
+    )
+    return ops.sum(sizes * before)

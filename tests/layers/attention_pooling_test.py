@@ -68,6 +68,27 @@ def test_equals_first_token_of_own_transformer_layers():
     )
 
 
+def test_queries_equal_the_first_tokens_of_own_transformer_layers():
+    layer = _pooling(seed=1)
+    x = _inputs(1)
+    queries = _inputs(7, shape=(3, 2, 8))
+    tokens = _np(layer.pooling_token)[None, None] + queries
+    sequence = np.concatenate([tokens, x], axis=1)
+    for block in layer.transformer_layers:
+        sequence = block(sequence)
+    pooled = _np(layer(x, queries=queries))
+    assert pooled.shape == (3, 2, 8)
+    assert layer.compute_output_shape((3, 6, 8), (3, 2, 8)) == (3, 2, 8)
+    np.testing.assert_allclose(pooled, _np(sequence)[:, :2], rtol=1e-5,
+                               atol=1e-5)
+    # Each query's output depends on its own query: swapping the two
+    # queries swaps the outputs.
+    swapped = _np(layer(x, queries=queries[:, ::-1]))
+    np.testing.assert_allclose(swapped, pooled[:, ::-1], rtol=1e-5,
+                               atol=1e-5)
+    assert np.abs(pooled[:, 0] - pooled[:, 1]).max() > 1e-2
+
+
 def test_pooling_token_matters():
     layer = _pooling(seed=2)
     x = _inputs(2)

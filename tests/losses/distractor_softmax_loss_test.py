@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from keras_selfie.losses import DistractorSoftmaxLoss
+from keras_selfie.losses import distractor_labels
 from keras_selfie.losses import distractor_logits
 from keras_selfie.losses import distractor_softmax_crossentropy
 
@@ -246,3 +247,83 @@ def test_distractor_softmax_crossentropy_function():
     np.testing.assert_allclose(
         values, _reference_per_position(targets, queries), rtol=1e-5
     )
+
+
+def _reference_batch(targets, queries, temperature):
+    """Cosine / temperature against all B * M patches; answer b * M + j."""
+    b, m, d = targets.shape
+    candidates = targets.reshape(b * m, d).astype("float64")
+    candidates /= np.linalg.norm(candidates, axis=-1, keepdims=True)
+    unit = queries.astype("float64")
+    unit /= np.linalg.norm(unit, axis=-1, keepdims=True)
+    logits = np.zeros((b, m, b * m))
+    for i in range(b):
+        for j in range(m):
+            for c in range(b * m):
+                logits[i, j, c] = unit[i, j] @ candidates[c] / temperature
+    labels = np.arange(b)[:, None] * m + np.arange(m)[None]
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    losses = -np.take_along_axis(log_probs, labels[..., None], -1)[..., 0]
+    return logits, labels, losses
+
+
+def test_batch_distractors_score_all_batch_candidates():
+    targets, queries = _data(11, batch_size=3, num_positions=4, dim=5)
+    logits, labels, losses = _reference_batch(targets, queries, 0.1)
+    actual = _np(distractor_logits(queries, targets, "batch", "cosine", 0.1))
+    assert actual.shape == (3, 4, 12)
+    np.testing.assert_allclose(actual, logits, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(
+        _np(distractor_labels(targets, "batch")), labels
+    )
+    loss = DistractorSoftmaxLoss(
+        distractors="batch", similarity="cosine", temperature=0.1,
+        reduction="none",
+    )
+    np.testing.assert_allclose(
+        _np(loss(targets, queries)), losses, rtol=1e-5, atol=1e-6
+    )
+    # Another image's patch as the best match costs loss: moving query
+    # (0, 0) onto patch 1 of image 2 raises its loss above log(12).
+    moved = queries.copy()
+    moved[0, 0] = targets[2, 1]
+    assert _np(loss(targets, moved))[0, 0] > np.log(12)
+
+
+def test_image_distractors_with_cosine_and_temperature():
+    targets, queries = _data(12)
+    unit_q = queries / np.linalg.norm(queries, axis=-1, keepdims=True)
+    unit_t = targets / np.linalg.norm(targets, axis=-1, keepdims=True)
+    expected = np.einsum("bjd,bkd->bjk", unit_q, unit_t) / 0.5
+    np.testing.assert_allclose(
+        _np(distractor_logits(queries, targets, "image", "cosine", 0.5)),
+        expected, rtol=1e-5, atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        _np(distractor_logits(queries, targets, "image", "dot", 2.0)),
+        np.einsum("bjd,bkd->bjk", queries, targets) / 2.0, rtol=1e-5,
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"distractors": "all"}, r"distractors.*\['image', 'batch'\].*'all'"),
+        ({"similarity": "l2"}, r"similarity.*\['dot', 'cosine'\].*'l2'"),
+        ({"temperature": 0.0}, "temperature.*> 0.*temperature=0.0"),
+        ({"temperature": -1}, "temperature.*temperature=-1"),
+        ({"temperature": None}, "temperature.*temperature=None"),
+    ],
+)
+def test_bad_loss_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DistractorSoftmaxLoss(**kwargs)
+
+
+def test_config_round_trip_keeps_the_formulation():
+    loss = DistractorSoftmaxLoss(distractors="batch", similarity="cosine",
+                                 temperature=0.2)
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert (restored.distractors, restored.similarity, restored.temperature) \
+        == ("batch", "cosine", 0.2)

@@ -110,8 +110,7 @@ class TestSplit:
         assert tuple(encoder.shape) == (2, num_patches - default_m)
 
 
-@pytest.fixture(scope="module")
-def model():
+def _grid_model(**kwargs):
     """A pretrainer on a 3x5 grid, so that rows and columns differ."""
     model = keras_selfie.SelfiePretrainer(
         image_size=(24, 40),
@@ -121,6 +120,7 @@ def model():
         num_heads=4,
         intermediate_dim=32,
         seed=3,
+        **kwargs,
     )
     # Non-trivial batch-norm statistics, so that inference mode matters.
     rng = np.random.default_rng(0)
@@ -131,6 +131,25 @@ def model():
             value = rng.normal(0.0, 0.2, variable.shape)
         variable.assign(value.astype("float32"))
     return model
+
+
+@pytest.fixture(scope="module")
+def model():
+    """The paper's formulation on a 3x5 grid."""
+    return _grid_model(query="paper")
+
+
+@pytest.fixture(scope="module")
+def context_model():
+    """The context-conditioned query (the default) on a 3x5 grid."""
+    return _grid_model()
+
+
+def _patches_of(image):
+    # Row-major patches of a 24x40 image: patch i at row i // 5, column i % 5.
+    return image.reshape(3, 8, 5, 8, 3).transpose(0, 2, 1, 3, 4).reshape(
+        15, 8, 8, 3
+    )
 
 
 class TestForwardPass:
@@ -146,13 +165,7 @@ class TestForwardPass:
         col_table = _np(model.query_position_embedding.column_embeddings)
         assert row_table.shape == (3, 128) and col_table.shape == (5, 128)
         for b in range(2):
-            # Row-major patches: patch i sits at row i // 5, column i % 5.
-            patches = (
-                images[b]
-                .reshape(3, 8, 5, 8, 3)
-                .transpose(0, 2, 1, 3, 4)
-                .reshape(15, 8, 8, 3)
-            )
+            patches = _patches_of(images[b])
             np.testing.assert_array_equal(patches[7], images[b, 8:16, 16:24])
             features = _np(model.patch_network(patches, training=False))
             decoder = positions[b]
@@ -181,6 +194,86 @@ class TestForwardPass:
             _np(distractor_logits(outputs["queries"], outputs["targets"])),
             rtol=1e-6,
         )
+
+    def test_context_logits_equal_the_forward_pass_by_hand(
+        self, context_model
+    ):
+        model = context_model
+        assert (model.query, model.distractors, model.similarity) == (
+            "context", "batch", "cosine"
+        )
+        assert model.temperature == 0.1 and model.encoder_position_embedding
+        images = _images((2, 24, 40, 3), seed=1)
+        positions = np.array([[14, 0, 7], [3, 10, 5]], dtype="int32")
+        outputs = model(images, decoder_positions=positions, training=False)
+        tables = {
+            name: (
+                _np(layer.row_embeddings),
+                _np(layer.column_embeddings),
+            )
+            for name, layer in (
+                ("query", model.query_position_embedding),
+                ("encoder", model.encoder_position_embedding_layer),
+            )
+        }
+
+        def embed(name, grid_positions):
+            rows, columns = tables[name]
+            return rows[grid_positions // 5] + columns[grid_positions % 5]
+
+        all_queries, all_targets = [], []
+        for b in range(2):
+            features = _np(
+                model.patch_network(_patches_of(images[b]), training=False)
+            )
+            decoder = positions[b]
+            encoder = np.array([i for i in range(15) if i not in decoder])
+            # One pooling token u0 + PE(j) per decoder position, attending
+            # to the encoder patches plus their own position embeddings.
+            queries = _np(
+                model.attention_pooling(
+                    (features[encoder] + embed("encoder", encoder))[None],
+                    queries=embed("query", decoder)[None],
+                    training=False,
+                )
+            )[0]
+            all_queries.append(queries)
+            all_targets.append(features[decoder])
+        queries = np.stack(all_queries)
+        targets = np.concatenate(all_targets)  # the 2 * 3 candidates
+        np.testing.assert_allclose(
+            _np(outputs["queries"]), queries, rtol=1e-5, atol=1e-5
+        )
+        unit_q = queries / np.linalg.norm(queries, axis=-1, keepdims=True)
+        unit_t = targets / np.linalg.norm(targets, axis=-1, keepdims=True)
+        logits = np.einsum("bjd,cd->bjc", unit_q, unit_t) / 0.1
+        assert _np(outputs["logits"]).shape == (2, 3, 6)
+        np.testing.assert_allclose(
+            _np(outputs["logits"]), logits, rtol=1e-4, atol=1e-4
+        )
+
+    @pytest.mark.parametrize("fixture", ["model", "context_model"])
+    def test_queries_never_see_decoder_content(self, fixture, request):
+        model = request.getfixturevalue(fixture)
+        images = _images((2, 24, 40, 3), seed=2)
+        positions = np.array([[6, 12, 2], [0, 1, 14]], dtype="int32")
+        base = _np(model(images, decoder_positions=positions,
+                         training=False)["queries"])
+        # Patch 12 (row 2, column 2) of image 0 is a decoder patch.
+        changed = images.copy()
+        changed[0, 16:24, 16:24] = 1.0 - changed[0, 16:24, 16:24]
+        out = _np(model(changed, decoder_positions=positions,
+                        training=False)["queries"])
+        np.testing.assert_array_equal(out, base)
+        # Patch 13 of image 0 is visible: its queries change (A starts with
+        # BERT's small weights, so by little), image 1's not at all.
+        changed = images.copy()
+        changed[0, 16:24, 24:32] = 1.0 - changed[0, 16:24, 24:32]
+        out = _np(model(changed, decoder_positions=positions,
+                        training=False)["queries"])
+        assert np.abs(out[0] - base[0]).min() > 0
+        assert np.abs(out[0] - base[0]).max() > 1e-5
+        np.testing.assert_array_equal(out[1], base[1])
 
     def test_encoder_sees_only_encoder_patches(self, model):
         images = _images((1, 24, 40, 3), seed=2)
@@ -242,18 +335,31 @@ class TestForwardPass:
             _np(unscaled["targets"]), _np(as_float["targets"]), atol=1e-3
         )
 
-    def test_loss_and_accuracy_from_outputs(self, tiny):
+    @pytest.mark.parametrize("query", ["paper", "context"])
+    def test_loss_and_accuracy_from_outputs(self, tiny_config, query):
+        model = keras_selfie.SelfiePretrainer(**tiny_config, query=query,
+                                              seed=11)
         images = _images((2, 32, 32, 3), seed=5)
         positions = np.array([[1, 2, 3, 4], [15, 14, 13, 12]], dtype="int32")
-        outputs = tiny(images, decoder_positions=positions, training=False)
+        outputs = model(images, decoder_positions=positions, training=False)
         logits = _np(outputs["logits"]).astype("float64")
+        # The paper: the 4 patches of the image, answer j. Batch
+        # distractors: the 8 patches of the batch, answer b * 4 + j.
+        if query == "paper":
+            assert logits.shape == (2, 4, 4)
+            labels = np.tile(np.arange(4), (2, 1))
+        else:
+            assert logits.shape == (2, 4, 8)
+            labels = np.arange(2)[:, None] * 4 + np.arange(4)[None]
         log_softmax = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-        expected = -np.mean(np.diagonal(log_softmax, axis1=1, axis2=2))
-        loss = tiny.compute_loss(y_pred=outputs)
+        expected = -np.mean(
+            np.take_along_axis(log_softmax, labels[..., None], -1)
+        )
+        loss = model.compute_loss(y_pred=outputs)
         np.testing.assert_allclose(_np(loss), expected, rtol=1e-5)
-        tiny.patch_accuracy_tracker.reset_state()
-        result = tiny.compute_metrics(images, None, outputs)
-        correct = logits.argmax(-1) == np.arange(4)[None]
+        model.patch_accuracy_tracker.reset_state()
+        result = model.compute_metrics(images, None, outputs)
+        correct = logits.argmax(-1) == labels
         np.testing.assert_allclose(
             _np(result["patch_accuracy"]), correct.mean(), rtol=1e-6
         )

@@ -59,11 +59,24 @@ def with_bad_value(value, count=4):
         ({"num_decoder_patches": 9}, "from 2 to 7.*num_decoder_patches=9"),
         ({"seed": "a"}, "seed"),
         ({"position_embedding_initializer": "nope"}, "initializer"),
+        ({"query": "both"}, r"query.*\['context', 'paper'\].*query='both'"),
+        ({"distractors": "all"}, r"distractors.*\['image', 'batch'\]"),
+        ({"similarity": "l1"}, r"similarity.*\['dot', 'cosine'\]"),
+        ({"temperature": 0}, "temperature.*> 0.*temperature=0"),
+        ({"temperature": -0.5}, "temperature=-0.5"),
     ],
 )
 def test_pretrainer_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         keras_selfie.SelfiePretrainer(**{**TINY, **kwargs})
+
+
+def test_batch_distractors_need_two_images_per_batch():
+    model = keras_selfie.SelfiePretrainer(**TINY, distractors="batch")
+    with pytest.raises(ValueError, match="distractors='batch'.*at least 2"):
+        model(random_images(1), training=False)
+    # The paper's in-image distractors work with one image.
+    keras_selfie.SelfiePretrainer(**TINY, query="paper")(random_images(1))
 
 
 # NaN and infinite values.

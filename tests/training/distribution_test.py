@@ -73,6 +73,11 @@ class UnscaledDistractorLoss(keras_selfie.DistractorSoftmaxLoss):
 
 
 def test_mirrored_equals_single_device(tiny_config, single_device_run):
+    # The default formulation: batch distractors, gathered from both
+    # replicas, so each query sees the 8 images' candidates either way.
+    assert keras_selfie.SelfiePretrainer(**tiny_config).distractors == (
+        "batch"
+    )
     single_losses, single_weights = single_device_run
     mirrored_losses, mirrored_weights = train(tiny_config, two_cpus())
     np.testing.assert_allclose(mirrored_losses, single_losses, rtol=LOSS_RTOL)
@@ -85,12 +90,44 @@ def test_mirrored_equals_single_device(tiny_config, single_device_run):
     assert max_difference(fresh.get_weights(), single_weights) > 1e-3
 
 
+def test_mirrored_equals_single_device_for_the_paper(tiny_config):
+    paper = dict(tiny_config, query="paper")
+    single_losses, single_weights = train(paper, tf.distribute.get_strategy())
+    mirrored_losses, mirrored_weights = train(paper, two_cpus())
+    np.testing.assert_allclose(mirrored_losses, single_losses, rtol=LOSS_RTOL)
+    assert_weights_close(mirrored_weights, single_weights)
+
+
+def test_batch_candidates_per_replica_would_differ(tiny_config):
+    """Scoring only the replica's own images (no gather) is another loss:
+    the gather is what makes the test above pass."""
+    import keras_selfie.losses.distractor_softmax_loss as module
+
+    single_losses, _ = train(tiny_config, tf.distribute.get_strategy())
+    originals = module.gather_across_replicas, module.replica_row_offset
+    module.gather_across_replicas = lambda values: values
+    module.replica_row_offset = lambda local_batch_size: 0
+    try:
+        local_losses, _ = train(tiny_config, two_cpus())
+    finally:
+        module.gather_across_replicas, module.replica_row_offset = originals
+    assert abs(local_losses[0] - single_losses[0]) > 1e-3
+
+
 def test_mirrored_test_catches_a_loss_not_averaged_over_replicas(
     tiny_config, single_device_run
 ):
     _, single_weights = single_device_run
+    reference = keras_selfie.SelfiePretrainer(**tiny_config)
     _, wrong_weights = train(
-        tiny_config, two_cpus(), loss=UnscaledDistractorLoss(dtype="float64")
+        tiny_config,
+        two_cpus(),
+        loss=UnscaledDistractorLoss(
+            distractors=reference.distractors,
+            similarity=reference.similarity,
+            temperature=reference.temperature,
+            dtype="float64",
+        ),
     )
     assert max_difference(wrong_weights, single_weights) > 1e-4
 

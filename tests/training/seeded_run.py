@@ -53,7 +53,7 @@ def seeded_pretrainer(
         )
         model.compile(
             optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
-            loss=loss or keras_selfie.DistractorSoftmaxLoss(dtype=dtype),
+            loss=loss or model.default_loss(dtype=dtype),
             jit_compile=jit_compile,
             run_eagerly=run_eagerly,
         )
