@@ -78,6 +78,11 @@ def parse_args(argv=None):
                         help="Transformer layers in A (default: 3)")
     parser.add_argument("--num-heads", type=int, default=32)
     parser.add_argument("--intermediate-dim", type=int, default=640)
+    parser.add_argument("--query", choices=("context", "paper"),
+                        default="context",
+                        help="SelfiePretrainer's query (and with it the "
+                        "default distractors and scores; 'paper' is "
+                        "PAPER.md's formulation)")
     parser.add_argument("--precision", choices=PRECISIONS, default="float32",
                         help="Keras dtype policy of both models")
     parser.add_argument("--jit-compile", choices=("auto", "true", "false"),
@@ -238,6 +243,7 @@ def build_steps(args, strategy):
             num_layers=args.num_layers,
             num_heads=args.num_heads,
             intermediate_dim=args.intermediate_dim,
+            query=args.query,
             seed=0,
         )
         compile_args = dict(jit_compile=jit_compile,

@@ -2,9 +2,11 @@
 
 The main job of the README: a short pretraining on the unlabeled CIFAR-10
 train split (read with `tfds.load("cifar10")`), a report of the pretext
-loss and patch accuracy on the test split before and after, and the
-pretrained weights written to disk, both as the `.keras` pretrainer and as
-a ResNet-50 ready to fine-tune.
+loss and patch accuracy on the test split before and after, of what
+pretraining bought (the context gain, and the kNN accuracy of pretrained P
+against random P on held-out test images), and the pretrained weights
+written to disk, both as the `.keras` pretrainer and as a ResNet-50 ready
+to fine-tune.
 
     python examples/pretrain_cifar10.py --steps 600 --width 0.25
 
@@ -46,7 +48,11 @@ def parse_args(argv=None):
                         "1e-3 for adamw)")
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--eval-images", type=int, default=2048,
-                        help="test images used to measure patch accuracy")
+                        help="test images used to measure patch accuracy, "
+                        "context gain and kNN accuracy")
+    parser.add_argument("--knn-train-images", type=int, default=5000,
+                        help="labeled train images forming the kNN memory "
+                        "bank")
     parser.add_argument("--precision", default="float32",
                         choices=("float32", "mixed_bfloat16",
                                  "mixed_float16"),
@@ -60,9 +66,65 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def chance_accuracy(pretrainer, batch_size):
+    """Patch accuracy of a guess among the candidates of one query."""
+    if pretrainer.distractors == "batch":
+        return 1 / (pretrainer.num_decoder_patches * batch_size)
+    return 1 / pretrainer.num_decoder_patches
+
+
+TEST_BATCH_SIZE = 256
+
+
 def cifar10_test_images(split, data_dir=None):
     images = keras_selfie.data.load_tfds("cifar10", split, data_dir=data_dir)
-    return keras_selfie.data.make_dataset(images, 256, training=False)
+    return keras_selfie.data.make_dataset(images, TEST_BATCH_SIZE,
+                                          training=False)
+
+
+def build_pretrainer(args):
+    return keras_selfie.SelfiePretrainer(
+        image_size=32,
+        patch_size=8,
+        stem="cifar",
+        width=args.width,
+        num_layers=args.num_layers,
+        num_heads=args.num_heads,
+        intermediate_dim=args.intermediate_dim,
+        seed=args.seed,
+        dtype=args.precision,
+    )
+
+
+def what_pretraining_bought(args, pretrainer):
+    """Context gain of the pretext predictions, and kNN accuracy of the
+    pretrained P against random P (the same seed: its own starting point),
+    each P at its better batch-norm setting, on held-out test images."""
+    evaluation = keras_selfie.evaluation
+    random_pretrainer = build_pretrainer(args)
+    split = f"test[:{args.eval_images}]"
+    test = keras_selfie.data.load_tfds("cifar10", split, labeled=True,
+                                       data_dir=args.data_dir)
+    bank = keras_selfie.data.load_tfds(
+        "cifar10", f"train[:{args.knn_train_images}]", labeled=True,
+        data_dir=args.data_dir,
+    )
+    report = {"context_gain": {}, "knn_accuracy": {}}
+    for name, model in (("pretrained", pretrainer),
+                        ("random", random_pretrainer)):
+        report["context_gain"][name] = evaluation.context_gain(
+            model, test.map(lambda x, y: x), seed=args.seed
+        )
+        report["knn_accuracy"][name] = {
+            setting: float(evaluation.knn_accuracy(
+                *evaluation.extract_features(network, bank),
+                *evaluation.extract_features(network, test),
+            ))
+            for setting, network in evaluation.batch_norm_settings(
+                model, bank
+            ).items()
+        }
+    return report
 
 
 def main(argv=None):
@@ -90,17 +152,7 @@ def main(argv=None):
     )
     test = cifar10_test_images(f"test[:{args.eval_images}]", args.data_dir)
 
-    pretrainer = keras_selfie.SelfiePretrainer(
-        image_size=32,
-        patch_size=8,
-        stem="cifar",
-        width=args.width,
-        num_layers=args.num_layers,
-        num_heads=args.num_heads,
-        intermediate_dim=args.intermediate_dim,
-        seed=args.seed,
-        dtype=args.precision,
-    )
+    pretrainer = build_pretrainer(args)
     optimizer = training.pretraining_optimizer(
         args.optimizer,
         args.learning_rate,
@@ -112,8 +164,10 @@ def main(argv=None):
     print(
         f"Selfie on CIFAR-10: {pretrainer.num_patches} patches of "
         f"{pretrainer.patch_size}x{pretrainer.patch_size}, "
-        f"{pretrainer.num_decoder_patches} to predict per image "
-        f"(chance = {1 / pretrainer.num_decoder_patches:.3f}), "
+        f"{pretrainer.num_decoder_patches} to predict per image, "
+        f"{pretrainer.query!r} query, candidates from the "
+        f"{pretrainer.distractors} (test chance = "
+        f"{chance_accuracy(pretrainer, TEST_BATCH_SIZE):.4f}), "
         f"P = ResNet-50 stages 1-3 at width {args.width} "
         f"(d = {pretrainer.feature_dim}), "
         f"{pretrainer.count_params():,} parameters."
@@ -130,6 +184,7 @@ def main(argv=None):
     )
     seconds = time.time() - start
     after = pretrainer.evaluate(test, verbose=0, return_dict=True)
+    bought = what_pretraining_bought(args, pretrainer)
 
     pretrainer_path = output_dir / "selfie_pretrainer.keras"
     pretrainer.save(pretrainer_path)
@@ -144,9 +199,11 @@ def main(argv=None):
         "width": args.width,
         "precision": args.precision,
         "train_seconds": round(seconds, 1),
-        "chance_patch_accuracy": 1 / pretrainer.num_decoder_patches,
+        "formulation": pretrainer.formulation,
+        "chance_patch_accuracy": chance_accuracy(pretrainer, TEST_BATCH_SIZE),
         "test_before": before,
         "test_after": after,
+        **bought,
         # Every epoch, those of runs before a resume included.
         "history": training.read_history(
             output_dir / training.callbacks.HISTORY_CSV
@@ -164,6 +221,26 @@ def main(argv=None):
     print(f"{'test, after training':24}{after['loss']:>10.3f}"
           f"{after['patch_accuracy']:>18.3f}")
     print(f"{'chance':24}{'':>10}{results['chance_patch_accuracy']:>18.3f}")
+    gain = bought["context_gain"]
+    knn = bought["knn_accuracy"]
+    print(f"\nWhat pretraining bought ({args.eval_images} held-out test "
+          "images):")
+    print(f"{'':24}{'pretrained P':>14}{'random P':>12}{'difference':>12}")
+    print(f"{'context gain (points)':24}"
+          f"{gain['pretrained']['context_gain'] * 100:>14.1f}"
+          f"{gain['random']['context_gain'] * 100:>12.1f}"
+          f"{(gain['pretrained']['context_gain'] - gain['random']['context_gain']) * 100:>+12.1f}")
+    best = {name: max(values.items(), key=lambda item: item[1])
+            for name, values in knn.items()}
+    print(f"{'kNN accuracy (%)':24}{best['pretrained'][1] * 100:>14.1f}"
+          f"{best['random'][1] * 100:>12.1f}"
+          f"{(best['pretrained'][1] - best['random'][1]) * 100:>+12.1f}")
+    print(f"  (context gain: patch accuracy with the image's own visible "
+          f"patches minus with another image's; kNN: k = 20 over "
+          f"{args.knn_train_images} labeled train images, batch-norm "
+          f"statistics {best['pretrained'][0]} for pretrained P, "
+          f"{best['random'][0]} for random P, the better of moving / "
+          "recalibrated on whole images for each)")
     print(f"\nPretrainer:        {os.path.abspath(pretrainer_path)}")
     print(f"ResNet-50 (conv1-conv4 from P, 10 classes, logits): "
           f"{os.path.abspath(resnet_path)}")

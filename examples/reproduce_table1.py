@@ -347,15 +347,6 @@ def build_pretrainer(args):
     )
 
 
-def formulation(pretrainer):
-    """The settings that make a row of the ablation."""
-    return {
-        key: getattr(pretrainer, key)
-        for key in ("query", "distractors", "similarity", "temperature",
-                    "encoder_position_embedding", "patch_color_jitter")
-    }
-
-
 def pretrain(args, pretrainer, knn_train, knn_test, run_dir):
     """Pretrains, backing up every epoch to `run_dir`: a killed run resumes
     at its last completed epoch, with the batches it would have had."""
@@ -432,42 +423,22 @@ def _number(values, index):
     return None if np.isnan(value) else value
 
 
-# The two evaluation settings of P's batch normalisation: the statistics P
-# was trained with (8x8 patches; for random P the initial 0 / 1), and those
-# recomputed on whole 32x32 images ("precise BN"). Each P is reported at its
-# better setting, so that a gain is never an artefact of crippling the
-# baseline.
-BATCH_NORM_SETTINGS = ("moving", "recalibrated")
-
-
-def recalibrated_copy(args, pretrainer, images, num_batches=50):
-    """A copy of `pretrainer` whose P's batch-norm statistics are those of
-    whole images (the pretrained weights are left as they are)."""
-    copy = build_pretrainer(args)
-    copy.set_weights(pretrainer.get_weights())
-    scaled = images.batch(64).map(
-        lambda x, y: evaluation.scale_images(x, "float32")
-    )
-    evaluation.recalibrate_batch_norm(copy.patch_network, scaled,
-                                      num_batches)
-    return copy
-
-
 def frozen_evaluation(args, models, probe_train, test, context_images):
     """Frozen-feature figures of each P, at both batch-norm settings.
 
-    For each model: kNN, linear probe and feature health at each setting of
-    `BATCH_NORM_SETTINGS`, the best setting per metric, and the context
+    For each model: kNN, linear probe and feature health at each batch-norm
+    setting (`evaluation.batch_norm_settings`: the statistics P was trained
+    with, on 8x8 patches, and those of whole 32x32 images), the better
+    setting per metric, so that a gain is never an artefact of crippling
+    the baseline, and the context
     gain of the pretext predictions (the model's own candidates, and the
     image's M patches).
     """
     results = {}
     for name, model in models.items():
         entry = {"settings": {}}
-        for setting in BATCH_NORM_SETTINGS:
-            evaluated = model if setting == "moving" else recalibrated_copy(
-                args, model, probe_train
-            )
+        settings = evaluation.batch_norm_settings(model, probe_train)
+        for setting, evaluated in settings.items():
             train_features = evaluation.extract_features(evaluated,
                                                          probe_train)
             test_features = evaluation.extract_features(evaluated, test)
@@ -481,8 +452,7 @@ def frozen_evaluation(args, models, probe_train, test, context_images):
                 **evaluation.feature_health(test_features[0]),
             }
         for metric in ("knn_accuracy", "linear_probe_accuracy"):
-            best = max(BATCH_NORM_SETTINGS,
-                       key=lambda k: entry["settings"][k][metric])
+            best = max(settings, key=lambda k: entry["settings"][k][metric])
             entry[metric] = entry["settings"][best][metric]
             entry[metric.replace("accuracy", "setting")] = best
         entry["feature_health"] = {
@@ -685,7 +655,7 @@ def main(argv=None):
     random_pretrainer = build_pretrainer(args)
     pretrainer = build_pretrainer(args)
     weights_path = output_dir / "selfie_pretrainer.weights.h5"
-    print(f"  formulation: {formulation(pretrainer)}")
+    print(f"  formulation: {pretrainer.formulation}")
     if progress.get("pretraining"):
         print(f"\n== 1. Selfie pretraining: done, weights from "
               f"{weights_path}")
@@ -710,7 +680,7 @@ def main(argv=None):
             args, pretrainer, knn_train, knn_test, output_dir / "pretraining"
         )
     pretraining = progress["pretraining"]
-    pretraining["formulation"] = formulation(pretrainer)
+    pretraining["formulation"] = pretrainer.formulation
     for point in pretraining["curve"]:
         knn = point["knn_accuracy"]
         print(f"  epoch {point['epoch']:3d}  loss {point['loss']:.4f}  "

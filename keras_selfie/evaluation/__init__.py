@@ -26,7 +26,9 @@ print(evaluation.knn_accuracy(*features, *test_features))
 ```
 """
 
+from keras_selfie.evaluation.batch_norm import batch_norm_settings
 from keras_selfie.evaluation.batch_norm import recalibrate_batch_norm
+from keras_selfie.evaluation.batch_norm import recalibrated_patch_network
 from keras_selfie.evaluation.callbacks import KNNMonitor
 from keras_selfie.evaluation.diagnostics import context_gain
 from keras_selfie.evaluation.diagnostics import feature_health

@@ -75,3 +75,62 @@ def recalibrate_batch_norm(model, dataset, num_batches):
     if not used:
         raise ValueError("Argument `dataset` is empty: it yielded no batch.")
     return used
+
+
+def recalibrated_patch_network(pretrainer, dataset, num_batches=50):
+    """A copy of `P` with batch-norm statistics of whole images.
+
+    `P` is pretrained on patches, so its moving statistics are those of
+    patches (for a random `P`, the initial mean 0 and variance 1), while
+    frozen-feature evaluation runs it on whole images. This returns a copy
+    of the patch network whose statistics are recomputed on whole images
+    (`recalibrate_batch_norm`); the pretrainer is left as it was. Which
+    setting suits a given `P` is an empirical question: evaluate both and
+    report each `P` at its better one.
+
+    Args:
+        pretrainer: a `SelfiePretrainer`, or its `patch_network`.
+        dataset: `tf.data.Dataset` of unbatched images or `(image, label)`
+            pairs (uint8 or float, scaled as `extract_features` does).
+        num_batches: int > 0, batches of 64 images to average over.
+
+    Returns:
+        The recalibrated copy, a `keras.Model` that `extract_features` and
+        `linear_probe` take.
+    """
+    from keras_selfie.evaluation.features import get_patch_network
+    from keras_selfie.utils.images import scale_images
+
+    network = get_patch_network(pretrainer)
+    copy = keras.models.clone_model(network)
+    copy.set_weights(network.get_weights())
+    if isinstance(dataset.element_spec, tuple):
+        dataset = dataset.map(lambda images, *_: images)
+    scaled = dataset.batch(64).map(
+        lambda images: scale_images(images, copy.compute_dtype)
+    )
+    recalibrate_batch_norm(copy, scaled, num_batches)
+    return copy
+
+
+def batch_norm_settings(pretrainer, dataset, num_batches=50):
+    """`P` at both batch-norm settings of frozen-feature evaluation.
+
+    Args:
+        pretrainer: a `SelfiePretrainer`, or its `patch_network`.
+        dataset: whole images to recompute the statistics on; see
+            `recalibrated_patch_network`.
+        num_batches: int > 0, batches of 64 images to average over.
+
+    Returns:
+        `{"moving": P, "recalibrated": copy}`: `P` with the statistics it
+        was trained with, and the copy with those of whole images.
+    """
+    from keras_selfie.evaluation.features import get_patch_network
+
+    return {
+        "moving": get_patch_network(pretrainer),
+        "recalibrated": recalibrated_patch_network(
+            pretrainer, dataset, num_batches
+        ),
+    }

@@ -84,16 +84,33 @@ class SelfiePretrainer(keras.Model):
        `keras.random` from the model's `SeedGenerator`);
     3. all `B * N` patches of the batch go through the patch network `P`
        (ResNet-50 stages 1-3 + global average pooling) in one call;
-    4. the encoder patches' features are pooled into one vector `u` by the
-       attention pooling network `A`;
-    5. for every decoder position `j`, the query is
-       `v_j = u + row_emb[r(j)] + col_emb[c(j)]`;
-    6. the loss is the softmax cross-entropy of `<v_j, h_k>` over the `M`
-       decoder patches `k` of the image, right answer `k = j`
-       (`DistractorSoftmaxLoss`). All `M` positions are predicted at once.
+    4. the attention pooling network `A` computes a query `v_j` for every
+       decoder position `j` from the encoder patches' features (`query`);
+    5. the loss is the softmax cross-entropy of the scores of `v_j`
+       against candidate patch features `h_k`, right answer the patch that
+       sits at `j` (`DistractorSoftmaxLoss`). All `M` positions are
+       predicted at once.
+
+    Two formulations, one argument apart:
+
+    - `query="paper"`: PAPER.md exactly. `A` pools the encoder patches into
+      one `u`, `v_j = u + row_emb[r(j)] + col_emb[c(j)]`, the candidates
+      are the `M` decoder patches of the image and the scores are raw dot
+      products. In that score `<u, h_k>` is the same bias for candidate `k`
+      in every row, so `u` cannot decide which patch goes where: measured
+      context gain 0.0 (docs/RESULTS.md).
+    - `query="context"` (default): one pooling token `u0 + PE(j)` per
+      decoder position goes through `A` with the encoder patches, which
+      carry their own position embeddings, as the decoders of MAE and BERT
+      do; no token holds a decoder patch's content. With it, by default,
+      the candidates are the decoder patches of every image of the batch
+      (`distractors="batch"`) and the scores are cosine similarities
+      divided by `temperature=0.1`. Measured on CIFAR-10 (docs/RESULTS.md):
+      the context gain rises from 0.0 to +46 points.
 
     The model reports `loss` and `patch_accuracy` (the share of decoder
-    positions whose best-scoring patch is the right one; chance is `1/M`).
+    positions whose best-scoring patch is the right one; chance is one over
+    the number of candidates: `1/M`, or `1/(B*M)` with batch distractors).
     `fit()` takes batches of images, or `(images, anything)` tuples whose
     second element is ignored. uint8 images are scaled to `[0, 1]`; float
     images are used as they are.
@@ -126,9 +143,31 @@ class SelfiePretrainer(keras.Model):
         intermediate_dim: int. Feed-forward width in `A`. Defaults to 640,
             as that reimplementation.
         dropout: float. Dropout in `A`. Defaults to 0.1, as in the paper.
-        encoder_position_embedding: bool. Whether encoder patches also get a
-            (separate, row/column) position embedding before `A`. The paper
-            adds position only to the queries, so this defaults to `False`.
+        query: `"context"` (default) or `"paper"`; see above. It also sets
+            the defaults of the four arguments below: those of
+            `QUERY_DEFAULTS[query]`.
+        distractors: `"image"` (the `M` decoder patches of the query's
+            image, the paper) or `"batch"` (those of every image of the
+            batch, `B * M` candidates, InfoNCE-style). Under `tf.distribute`
+            the candidates of all replicas are gathered, so training equals
+            one device with the global batch. `None`: the query's default.
+        similarity: `"dot"` (the paper) or `"cosine"`. `None`: the query's
+            default.
+        temperature: float > 0 dividing every score. `None`: 0.1 with the
+            query's default similarity where that is cosine, else 1.0.
+            Raw dot products at 1.0 start at a loss of 7-10 at 32x32 and 83
+            at 224x224; cosine bounds the logits to `[-1/t, 1/t]`.
+        encoder_position_embedding: bool or `None`. Whether encoder patches
+            also get a (separate, row/column) position embedding before `A`.
+            The paper adds position only to the queries (`False`); the
+            context query needs to know where the visible patches are
+            (`True`). `None`: the query's default.
+        patch_color_jitter: bool. In training, give every patch its own
+            random colour distortion (SimCLR's at strength 0.5: brightness,
+            contrast, saturation 0.4, hue 0.1, grayscale with probability
+            0.2) before `P`: a guard against matching patches by their
+            colours, as jigsaw and relative patch location guard against
+            low-level shortcuts. Defaults to `False`.
         synchronized_batch_norm: bool. Whether `P`'s batch normalisation
             uses the statistics of the global batch under a `tf.distribute`
             strategy (at a cost of one all-reduce per layer). Defaults to
@@ -161,7 +200,9 @@ class SelfiePretrainer(keras.Model):
 
     Returns:
         A dict with `"logits"` `(batch_size, M, M)` (row `j` scores the `M`
-        decoder patches for position `j`; the right answer is column `j`),
+        decoder patches for position `j`; the right answer is column `j`;
+        with batch distractors `(batch_size, M, B * M)`, answer
+        `distractor_labels`),
         `"decoder_positions"` `(batch_size, M)`, `"queries"` and
         `"targets"` `(batch_size, M, d)` (the `v_j` and `h_j`). Logits,
         queries and targets are float32 also under a mixed-precision
@@ -183,6 +224,10 @@ class SelfiePretrainer(keras.Model):
 
     Reference:
      - [Trinh et al., 2019](https://arxiv.org/abs/1906.02940)
+     - [He et al., 2022](https://arxiv.org/abs/2111.06377) (MAE: a
+       prediction token per masked position)
+     - [van den Oord et al., 2018](https://arxiv.org/abs/1807.03748)
+       (InfoNCE: candidates from other images)
     """
 
     def __init__(
@@ -265,6 +310,22 @@ class SelfiePretrainer(keras.Model):
         with seeded_construction(seed):
             self._make_layers(position_embedding_initializer)
             self.build((None, *self.image_size, self.num_channels))
+
+    @property
+    def formulation(self):
+        """The settings that make this Selfie variant, as a dict (resolved:
+        no `None`)."""
+        return {
+            key: getattr(self, key)
+            for key in (
+                "query",
+                "distractors",
+                "similarity",
+                "temperature",
+                "encoder_position_embedding",
+                "patch_color_jitter",
+            )
+        }
 
     def default_loss(self, dtype=None):
         """The pretext loss of this formulation (`compile`'s default).
@@ -473,6 +534,7 @@ class SelfiePretrainer(keras.Model):
         return pooled[:, None, :] + positions
 
     def call(self, images, decoder_positions=None, training=None):
+        features = self.patch_features(images, training=training)
         if self.distractors == "batch" and images.shape[0] == 1:
             raise ValueError(
                 "`distractors='batch'` scores each query against the decoder "
@@ -481,7 +543,6 @@ class SelfiePretrainer(keras.Model):
                 f"of shape={tuple(images.shape)}. Use a larger batch or "
                 "`distractors='image'`."
             )
-        features = self.patch_features(images, training=training)
         if decoder_positions is None:
             encoder_positions, decoder_positions = self.sample_split(
                 ops.shape(features)[0]

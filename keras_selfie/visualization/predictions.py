@@ -51,10 +51,12 @@ def predict_patches(pretrainer, images, decoder_positions=None):
         A dict of NumPy arrays:
         - `"images"`: the images as given.
         - `"decoder_positions"`: `(batch, M)` int32, the positions predicted.
-        - `"scores"`: `(batch, M, M)` float32 logits; row `j` is the query
-          of position `decoder_positions[:, j]`, column `k` the candidate
-          patch taken from position `decoder_positions[:, k]`. The right
-          answer for row `j` is column `j`.
+        - `"scores"`: `(batch, M, M)` float32 logits among the image's own
+          `M` decoder patches (whatever `distractors` the model trains
+          with); row `j` is the query of position `decoder_positions[:, j]`,
+          column `k` the candidate patch taken from position
+          `decoder_positions[:, k]`. The right answer for row `j` is column
+          `j`.
         - `"predicted"`: `(batch, M)` int, the column of the best-scoring
           candidate of each row.
         - `"correct"`: `(batch, M)` bool, `predicted == j`.
@@ -80,7 +82,12 @@ def predict_patches(pretrainer, images, decoder_positions=None):
     outputs = pretrainer(
         images, decoder_positions=decoder_positions, training=False
     )
-    scores = keras.ops.convert_to_numpy(outputs["logits"]).astype("float32")
+    # The image's own M patches as candidates, also for a model trained with
+    # batch distractors: the picture shows which patch goes where.
+    scores = pretrainer.score(
+        outputs["queries"], outputs["targets"], distractors="image"
+    )
+    scores = keras.ops.convert_to_numpy(scores).astype("float32")
     return _prediction_dict(
         images,
         keras.ops.convert_to_numpy(outputs["decoder_positions"]),

@@ -132,3 +132,50 @@ def test_feature_health_tells_collapse_from_spread():
 def test_feature_health_bad_input(features, match):
     with pytest.raises(ValueError, match=match):
         evaluation.feature_health(features)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "concat"])
+def test_patch_feature_network_pools_the_pretext_features(pooling):
+    model = keras_selfie.SelfiePretrainer(**TINY, seed=0)
+    images = random_images(3)
+    view = evaluation.patch_feature_network(model, pooling)
+    features, _ = evaluation.extract_features(view, (images, np.arange(3)))
+    patch = ops.convert_to_numpy(model.patch_features(images, training=False))
+    expected = patch.mean(1) if pooling == "mean" else patch.reshape(3, -1)
+    assert features.shape == expected.shape
+    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_patch_feature_network_bad_input():
+    model = keras_selfie.SelfiePretrainer(**TINY, seed=0)
+    with pytest.raises(ValueError, match=r"pooling.*\['mean', 'concat'\]"):
+        evaluation.patch_feature_network(model, "max")
+    with pytest.raises(ValueError, match="SelfiePretrainer"):
+        evaluation.patch_feature_network(model.patch_network)
+
+
+def test_batch_norm_settings_leave_the_pretrainer_alone():
+    import tensorflow as tf
+
+    model = keras_selfie.SelfiePretrainer(**TINY, seed=0)
+    before = [w.numpy().copy() for w in model.patch_network.weights]
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (random_images(128), np.zeros(128, "int64"))
+    )
+    settings = evaluation.batch_norm_settings(model, dataset, num_batches=2)
+    assert settings["moving"] is model.patch_network
+    copy = settings["recalibrated"]
+    for weight, value in zip(model.patch_network.weights, before):
+        np.testing.assert_array_equal(weight.numpy(), value)
+    moved = 0
+    for original, new in zip(model.patch_network.weights, copy.weights):
+        if "moving" in original.path:
+            moved += not np.allclose(original.numpy(), new.numpy())
+        else:
+            np.testing.assert_array_equal(original.numpy(), new.numpy())
+    assert moved > 0
+    # Whole images through the copy in training mode: the batch statistics
+    # of the first layer are those of the scaled images.
+    first = next(layer for layer in copy.layers
+                 if isinstance(layer, keras.layers.BatchNormalization))
+    assert np.all(first.moving_variance.numpy() != 1.0)

@@ -83,7 +83,8 @@ class TestSplit:
         assert positions.shape == (3, 4)
         for row in positions:
             assert len(set(row)) == 4 and set(row) <= set(range(16))
-        assert _np(outputs["logits"]).shape == (3, 4, 4)
+        # Batch distractors (the default): all 3 * 4 decoder patches.
+        assert _np(outputs["logits"]).shape == (3, 4, 12)
         assert _np(outputs["queries"]).shape == (3, 4, 128)
         assert _np(outputs["targets"]).shape == (3, 4, 128)
 

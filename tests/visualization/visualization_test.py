@@ -166,10 +166,16 @@ class TestPredictPatches:
         images = _images(3)
         positions = np.array([[0, 1, 2, 3], [15, 4, 9, 2], [7, 8, 5, 6]])
         result = predict_patches(pretrainer, images, positions)
-        logits = keras.ops.convert_to_numpy(
+        batch_logits = keras.ops.convert_to_numpy(
             pretrainer(images, decoder_positions=positions, training=False)[
                 "logits"
             ]
+        )
+        # The model scores all 3 * 4 patches of the batch; the picture
+        # ranks the image's own 4: the diagonal blocks of those scores.
+        assert batch_logits.shape == (3, 4, 12)
+        logits = np.stack(
+            [batch_logits[i, :, 4 * i : 4 * i + 4] for i in range(3)]
         )
         np.testing.assert_allclose(result["scores"], logits, rtol=1e-5)
         assert result["images"] is not None
