@@ -81,13 +81,19 @@ def _run_fresh_python(*args):
     assert result.returncode == 0, result.stderr[-4000:]
 
 
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory):
+# The default formulation (context query, batch distractors, cosine), and
+# the paper's with the per-patch colour jitter.
+FORMULATIONS = [{}, {"query": "paper", "patch_color_jitter": True}]
+
+
+@pytest.fixture(scope="module", params=FORMULATIONS, ids=["context", "paper"])
+def saved(tmp_path_factory, request):
     """A tiny pretrainer after two steps, saved, and loaded elsewhere."""
     tmp_path = tmp_path_factory.mktemp("saving")
     rng = np.random.default_rng(0)
     pretrainer = keras_selfie.SelfiePretrainer(
         **TINY,
+        **request.param,
         seed=21,
     )
     # Eager steps: tracing a ResNet's train step takes ~30 s on 2 CPUs.

@@ -701,3 +701,27 @@ class TestSeededInitialisation:
             for model in (first, second)
         ]
         np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+def test_patch_color_jitter_only_in_training_and_per_patch(tiny_config):
+    model = keras_selfie.SelfiePretrainer(
+        **tiny_config, patch_color_jitter=True, seed=4
+    )
+    # Every patch the same colour: without jitter all features are equal.
+    images = np.broadcast_to(
+        np.array([0.8, 0.4, 0.2], "float32"), (2, 32, 32, 3)
+    ).copy()
+    inference = _np(model.patch_features(images, training=False))
+    np.testing.assert_array_equal(
+        inference, _np(model.patch_features(images, training=False))
+    )
+    assert np.abs(inference - inference[:1, :1]).max() == 0.0
+    training = _np(model.patch_features(images, training=True))
+    # Each patch got its own distortion: (nearly) all 32 patches differ
+    # (without jitter they would be one).
+    flat = training.reshape(32, -1)
+    assert len({tuple(np.round(row, 4)) for row in flat}) > 24
+    restored = keras_selfie.SelfiePretrainer.from_config(model.get_config())
+    assert restored.patch_color_jitter and restored.formulation == (
+        model.formulation
+    )
