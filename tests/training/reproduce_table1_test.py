@@ -2,19 +2,20 @@
 
 import json
 
+import pytest
+
 from conftest import load_example
 
 
 def test_reproduce_table1_smoke(tfds_data_dir, tmp_path):
     example = load_example("reproduce_table1")
-    returned = example.main(
-        [
-            "--smoke",
-            "--data-dir", tfds_data_dir,
-            "--output-dir", str(tmp_path),
-            "--verbose", "0",
-        ]
-    )
+    argv = [
+        "--smoke",
+        "--data-dir", tfds_data_dir,
+        "--output-dir", str(tmp_path),
+        "--verbose", "0",
+    ]
+    returned = example.main(argv)
     table_path = tmp_path / "table1.md"
     json_path = tmp_path / "results.json"
     assert table_path.is_file() and json_path.is_file()
@@ -65,3 +66,31 @@ def test_reproduce_table1_smoke(tfds_data_dir, tmp_path):
             assert 0.0 <= results["frozen_features"][name][key] <= 1.0
     assert results["machine"]["cpu_count"] >= 1
     assert results["wall_seconds"] > 0
+    assert_continues_where_it_stopped(example, argv, tmp_path, results)
+
+
+def assert_continues_where_it_stopped(example, argv, tmp_path, first):
+    """Started again with the same arguments, the run keeps every finished
+    stage and run and does only what is missing."""
+    path = tmp_path / "results.json"
+    progress = json.loads(path.read_text())
+    # As if killed before the last fine-tuning run.
+    dropped = progress["runs"].pop()
+    path.write_text(json.dumps(progress))
+    second = example.main(argv)
+    assert second["runs"][:-1] == first["runs"][:-1]  # not run again
+    redone = second["runs"][-1]
+    assert (redone["fraction"], redone["seed"], redone["init"]) == (
+        dropped["fraction"], dropped["seed"], dropped["init"]
+    )
+    # The same seed, subset and weights: the same accuracy.
+    assert redone["accuracy"] == pytest.approx(dropped["accuracy"], abs=1e-6)
+    assert redone["subset_digest"] == dropped["subset_digest"]
+    # Pretraining and the frozen features were not redone.
+    assert second["pretraining"] == first["pretraining"]
+    assert second["frozen_features"] == first["frozen_features"]
+    assert json.loads(json.dumps(second["table"])) == first["table"]
+    # Other arguments in the same folder are refused, not mixed in.
+    with pytest.raises(ValueError, match="seeds"):
+        example.main(argv + ["--seeds", "2"])
+
