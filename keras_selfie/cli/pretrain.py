@@ -56,6 +56,12 @@ def add_parser(subparsers):
         help="width multiplier of ResNet-50 stages 1-3 (1.0 = the paper)")
     add("--num-layers", type=common.positive_int, default=3,
         help="Transformer layers of the attention pooling")
+    # SelfiePretrainer's QUERIES (the parser does not import TensorFlow).
+    add("--query", choices=("context", "paper"), default="context",
+        help="'context': a query per masked position computed from the "
+        "visible patches, candidates from the whole batch, cosine scores "
+        "(the default); 'paper': the paper's u + PE(j) with the image's own "
+        "candidates and dot products")
     add("--num-heads", type=common.positive_int, default=8,
         help="attention heads; must divide the feature size "
         "1024 * width")
@@ -212,6 +218,7 @@ def run(args):
             image_size=args.image_size,
             patch_size=args.patch_size,
             num_decoder_patches=args.num_decoder_patches,
+            query=args.query,
             stem=args.stem,
             width=args.width,
             num_layers=args.num_layers,

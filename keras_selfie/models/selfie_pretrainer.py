@@ -680,6 +680,13 @@ class SelfiePretrainer(keras.Model):
         )
         return logs_for_multi_worker(self.get_metrics_result())
 
+    @classmethod
+    def from_config(cls, config):
+        # Files saved before `query` existed hold the paper's formulation.
+        if "query" not in config:
+            config = {**config, "query": "paper"}
+        return super().from_config(config)
+
     def get_config(self):
         config = super().get_config()
         config.update(

@@ -725,3 +725,20 @@ def test_patch_color_jitter_only_in_training_and_per_patch(tiny_config):
     assert restored.patch_color_jitter and restored.formulation == (
         model.formulation
     )
+
+
+def test_configs_from_before_the_query_argument_load_as_the_paper(
+    tiny_config,
+):
+    config = keras_selfie.SelfiePretrainer(
+        **tiny_config, query="paper"
+    ).get_config()
+    for key in ("query", "distractors", "similarity", "temperature",
+                "patch_color_jitter"):
+        del config[key]
+    restored = keras_selfie.SelfiePretrainer.from_config(config)
+    assert restored.formulation == {
+        "query": "paper", "distractors": "image", "similarity": "dot",
+        "temperature": 1.0, "encoder_position_embedding": False,
+        "patch_color_jitter": False,
+    }
