@@ -93,7 +93,7 @@ def step_rate(args, width):
         num_heads=8, seed=0,
     )
     pretrainer.compile(
-        optimizer=keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+        optimizer=keras_selfie.optimizers.make_optimizer("sgd", 0.1),
         jit_compile=args.jit_compile,
     )
     batch = np.random.RandomState(0).randint(

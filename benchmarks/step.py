@@ -70,7 +70,7 @@ def parse_args(argv=None):
     parser.add_argument("--patch-size", type=int, default=8)
     parser.add_argument("--num-decoder-patches", type=int, default=None,
                         help="M (default: N // 4, i.e. 4 of 16)")
-    parser.add_argument("--stem", choices=("cifar", "imagenet"),
+    parser.add_argument("--stem", choices=keras_selfie.models.resnet.STEMS,
                         default="cifar")
     parser.add_argument("--width", type=float, default=1.0,
                         help="width multiplier of P (default: 1.0, d=1024)")
@@ -78,7 +78,7 @@ def parse_args(argv=None):
                         help="Transformer layers in A (default: 3)")
     parser.add_argument("--num-heads", type=int, default=32)
     parser.add_argument("--intermediate-dim", type=int, default=640)
-    parser.add_argument("--query", choices=("context", "paper"),
+    parser.add_argument("--query", choices=keras_selfie.models.selfie_pretrainer.QUERIES,
                         default="context",
                         help="SelfiePretrainer's query (and with it the "
                         "default distractors and scores; 'paper' is "
@@ -226,8 +226,8 @@ class PeakMemory:
 
 
 def build_steps(args, strategy):
-    optimizer = lambda: keras.optimizers.SGD(  # noqa: E731
-        0.1, momentum=0.9, nesterov=True
+    optimizer = lambda: keras_selfie.optimizers.make_optimizer(  # noqa: E731
+        "sgd", 0.1
     )
     jit_compile = {"auto": "auto", "true": True, "false": False}[
         args.jit_compile

@@ -83,7 +83,7 @@ def row_arguments(settings):
 def run_row(name, args):
     settings = ROWS[name][1]
     argv = [
-        "--preset", "smoke" if args.smoke else "cpu",
+        "--preset", "tiny" if args.smoke else "cpu",
         "--fractions",  # no fine-tuning
         "--output-dir", str(pathlib.Path(args.output_dir) / name),
         "--verbose", str(args.verbose),

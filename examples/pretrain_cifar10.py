@@ -30,23 +30,35 @@ from keras_selfie import training
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=600,
-                        help="training steps (default: 600)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--width", type=float, default=0.25,
+    parser.add_argument("--preset", default="cifar10_short",
+                        choices=sorted(
+                            name for name, preset
+                            in keras_selfie.presets.PRESETS.items()
+                            # CIFAR-10's size
+                            if preset["config"]["image_size"] == 32
+                        ),
+                        help="network and run of every unset option below "
+                        "(default: cifar10_short, 10 epochs of 60 steps of "
+                        "64 images at width 0.25)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="training steps, in 10 epochs (default: the "
+                        "preset's, 600)")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--width", type=float, default=None,
                         help="width multiplier of ResNet-50 stages 1-3 "
                         "(1.0 = the paper's P; default: 0.25)")
-    parser.add_argument("--num-layers", type=int, default=3,
+    parser.add_argument("--num-layers", type=int, default=None,
                         help="Transformer layers in attention pooling")
-    parser.add_argument("--num-heads", type=int, default=8)
-    parser.add_argument("--intermediate-dim", type=int, default=640)
-    parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
+    parser.add_argument("--num-heads", type=int, default=None)
+    parser.add_argument("--intermediate-dim", type=int, default=None)
+    parser.add_argument("--optimizer", default=None,
+                        choices=keras_selfie.optimizers.OPTIMIZERS,
                         help="SGD with Nesterov momentum 0.9 (as the PyTorch "
                         "reimplementation) or AdamW (default: sgd)")
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="peak learning rate (default: 0.1 for sgd, "
                         "1e-3 for adamw)")
-    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--weight-decay", type=float, default=None)
     parser.add_argument("--eval-images", type=int, default=2048,
                         help="test images used to measure patch accuracy, "
                         "context gain and kNN accuracy")
@@ -63,7 +75,16 @@ def parse_args(argv=None):
                         help="TFDS data folder (default: $TFDS_DATA_DIR, or "
                         "TFDS's own default, where CIFAR-10 is downloaded)")
     parser.add_argument("--output-dir", default="runs/pretrain_cifar10")
-    return parser.parse_args(argv)
+    # Filled from the preset: the run is always 10 epochs; --steps sets their
+    # length.
+    parser.set_defaults(epochs=None, steps_per_epoch=None,
+                        warmup_epochs=None)
+    args = parser.parse_args(argv)
+    keras_selfie.presets.fill_arguments(args, args.preset)
+    if args.steps is None:
+        args.steps = args.epochs * args.steps_per_epoch
+    args.steps_per_epoch = max(args.steps // args.epochs, 1)
+    return args
 
 
 def chance_accuracy(pretrainer, batch_size):
@@ -83,10 +104,8 @@ def cifar10_test_images(split, data_dir=None):
 
 
 def build_pretrainer(args):
-    return keras_selfie.SelfiePretrainer(
-        image_size=32,
-        patch_size=8,
-        stem="cifar",
+    return keras_selfie.SelfiePretrainer.from_preset(
+        args.preset,
         width=args.width,
         num_layers=args.num_layers,
         num_heads=args.num_heads,
@@ -133,8 +152,7 @@ def main(argv=None):
     output_dir = pathlib.Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    epochs = 10
-    steps_per_epoch = max(args.steps // epochs, 1)
+    epochs, steps_per_epoch = args.epochs, args.steps_per_epoch
     # Resuming: the epochs the backup holds are skipped in the (seeded,
     # repeated) batches, so the run goes on with the data it would have had.
     done = training.backup_epoch(output_dir / training.callbacks.BACKUP_DIR)
@@ -153,12 +171,12 @@ def main(argv=None):
     test = cifar10_test_images(f"test[:{args.eval_images}]", args.data_dir)
 
     pretrainer = build_pretrainer(args)
-    optimizer = training.pretraining_optimizer(
+    optimizer = keras_selfie.optimizers.make_optimizer(
         args.optimizer,
         args.learning_rate,
         args.weight_decay,
         total_steps=steps_per_epoch * epochs,
-        warmup_steps=steps_per_epoch * epochs // 10,
+        warmup_steps=steps_per_epoch * args.warmup_epochs,
     )
     pretrainer.compile(optimizer=optimizer)
     print(

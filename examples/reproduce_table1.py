@@ -19,7 +19,7 @@
    with the wall time and the machine.
 
     python examples/reproduce_table1.py --preset cpu        # ~1 h, 2 cores
-    python examples/reproduce_table1.py --preset paper      # GPU/TPU
+    python examples/reproduce_table1.py --preset paper_cifar10  # GPU/TPU
     python examples/reproduce_table1.py --smoke             # ~1-2 min
 
 Every preset value can be overridden by its flag. Budgets are in steps
@@ -60,114 +60,12 @@ IMAGE_SIZE = 32
 PATCH_SIZE = 8
 
 # `None` for a steps-per-epoch value means "one pass over the data".
-PRESETS = {
-    # The paper's network (P = ResNet-50 stages 1-3 at full width, d = 1024,
-    # 3 Transformer layers as the PyTorch reimplementation wuhoward/SELFIE)
-    # and a long schedule; meant for a GPU or TPU.
-    "paper": dict(
-        query="paper",  # PAPER.md's formulation exactly
-        width=1.0,
-        num_layers=3,
-        num_heads=32,
-        intermediate_dim=640,
-        pretrain_epochs=200,
-        pretrain_steps_per_epoch=None,  # 50,000 // 128 = 390
-        pretrain_batch_size=128,
-        pretrain_learning_rate=0.1,
-        pretrain_weight_decay=1e-4,
-        pretrain_warmup_epochs=5,
-        knn_every=10,
-        knn_train_images=10_000,
-        knn_test_images=10_000,
-        probe_train_images=50_000,
-        probe_epochs=100,
-        fractions=(0.05, 0.08, 0.20),
-        seeds=3,
-        finetune_epochs=(200,),
-        finetune_steps_per_epoch=None,  # one pass over the labeled subset
-        finetune_batch_size=128,
-        finetune_learning_rate=0.1,
-        finetune_weight_decay=5e-4,
-        finetune_warmup_epochs=5,
-        finetune_batch_norm_batches=0,  # long runs: moving averages settle
-        test_images=None,  # the whole test split
-        run_eagerly=False,
-    ),
-    # Sized for ~1 hour on 2 CPU cores (see `estimate_seconds`). Measured
-    # with this preset (--pretrain-epochs 1 --finetune-epochs 1): one
-    # pretraining epoch of 120 steps took 154 s (tracing and a kNN
-    # evaluation included), one fine-tuning run of 15 steps 25-27 s
-    # (tracing and the 1,000 test images included): ~1 s per step.
-    "cpu": dict(
-        query=None,  # SelfiePretrainer's default (docs/RESULTS.md)
-        width=0.25,
-        num_layers=3,
-        num_heads=8,
-        intermediate_dim=640,
-        pretrain_epochs=10,
-        pretrain_steps_per_epoch=120,
-        pretrain_batch_size=64,
-        pretrain_learning_rate=0.1,
-        pretrain_weight_decay=1e-4,
-        pretrain_warmup_epochs=1,
-        knn_every=5,
-        knn_train_images=2_000,
-        knn_test_images=1_000,
-        probe_train_images=5_000,
-        probe_epochs=50,
-        fractions=(0.05, 0.08, 0.20),
-        seeds=3,
-        # Passes over the labeled subset, per fraction: 10 at 5% and 8%, 4
-        # at 20% (390, 620 and 624 steps of 64), the same for both arms.
-        finetune_epochs=(10, 10, 4),
-        finetune_steps_per_epoch=None,
-        finetune_batch_size=64,
-        # At 0.1 the runs from pretrained P diverged in the warm-up epoch
-        # (loss 2.8 -> 9.7, then chance: 13.7% test accuracy) while those
-        # from scratch trained; at 0.02 both train (5%, seed 0: 31.3%
-        # pretrained, 34.8% scratch). Measured with this preset.
-        finetune_learning_rate=0.02,
-        finetune_weight_decay=5e-4,
-        finetune_warmup_epochs=1,
-        # Short runs leave BN's moving averages (momentum 0.99) far from the
-        # weights' statistics: measured 15% / 11% test accuracy without,
-        # after 100 steps.
-        finetune_batch_norm_batches=50,
-        test_images=1_000,
-        run_eagerly=False,
-    ),
-    # A check that everything runs (about 1-2 minutes on 2 CPU cores); its
-    # numbers mean nothing. Eager: no graph tracing per model.
-    "smoke": dict(
-        query=None,
-        width=0.125,
-        num_layers=1,
-        num_heads=4,
-        intermediate_dim=64,
-        pretrain_epochs=2,
-        pretrain_steps_per_epoch=3,
-        pretrain_batch_size=32,
-        pretrain_learning_rate=0.01,
-        pretrain_weight_decay=1e-4,
-        pretrain_warmup_epochs=1,
-        knn_every=1,
-        knn_train_images=256,
-        knn_test_images=128,
-        probe_train_images=256,
-        probe_epochs=5,
-        fractions=(0.05, 0.08),
-        seeds=1,
-        finetune_epochs=(1,),
-        finetune_steps_per_epoch=2,
-        finetune_batch_size=32,
-        finetune_learning_rate=0.1,
-        finetune_weight_decay=5e-4,
-        finetune_warmup_epochs=0,
-        finetune_batch_norm_batches=2,
-        test_images=128,
-        run_eagerly=True,
-    ),
-}
+# The presets sized for this protocol: those with an `evaluation` section in
+# `keras_selfie.presets` (the one home of every preset).
+PRESETS = [
+    name for name, preset in keras_selfie.presets.PRESETS.items()
+    if "evaluation" in preset
+]
 
 # Measured on the 2-core CPU machine of this project (see the module notes).
 CPU_SECONDS = {
@@ -183,9 +81,10 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu",
+                        help="one of keras_selfie.presets")
     parser.add_argument("--smoke", action="store_true",
-                        help="shorthand for --preset smoke")
+                        help="shorthand for --preset tiny")
     add = parser.add_argument
     # Architecture.
     add("--width", type=float, help="width of ResNet-50 (1.0 = paper)")
@@ -261,10 +160,14 @@ def parse_args(argv=None):
     add("--verbose", type=int, default=2, help="verbosity of fit")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.preset = "smoke"
-    for key, value in PRESETS[args.preset].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+        args.preset = "tiny"
+    keras_selfie.presets.fill_arguments(
+        args, args.preset, pretraining_prefix="pretrain_"
+    )
+    if args.pretrain_learning_rate is None:
+        args.pretrain_learning_rate = (
+            keras_selfie.optimizers.DEFAULT_LEARNING_RATES["sgd"]
+        )
     fractions = [float(f) for f in args.fractions]
     if args.full and 1.0 not in fractions:
         fractions.append(1.0)
@@ -366,13 +269,13 @@ def pretrain(args, pretrainer, knn_train, knn_test, run_dir):
     )
     total = args.pretrain_epochs * steps_per_epoch
     warmup = min(args.pretrain_warmup_epochs * steps_per_epoch, total - 1)
-    schedule = evaluation.cosine_schedule(
-        args.pretrain_learning_rate, total, warmup
-    )
     pretrainer.compile(
-        optimizer=keras.optimizers.SGD(
-            schedule, momentum=0.9, nesterov=True,
-            weight_decay=args.pretrain_weight_decay or None,
+        optimizer=keras_selfie.optimizers.make_optimizer(
+            "sgd",
+            args.pretrain_learning_rate,
+            args.pretrain_weight_decay,
+            total_steps=total,
+            warmup_steps=warmup,
         ),
         run_eagerly=args.run_eagerly,
     )

@@ -43,7 +43,7 @@ def parse_args(argv=None):
     parser.add_argument("--width", type=float, default=0.125,
                         help="width multiplier of ResNet-50 stages 1-3 "
                         "(1.0 = the paper's P; default: 0.125)")
-    parser.add_argument("--optimizer", choices=("sgd", "adamw"),
+    parser.add_argument("--optimizer", choices=keras_selfie.optimizers.OPTIMIZERS,
                         default="sgd")
     parser.add_argument("--objective", default="val_patch_accuracy",
                         help="val_patch_accuracy or val_loss")

@@ -14,6 +14,8 @@ from keras_selfie import evaluation
 from keras_selfie import layers
 from keras_selfie import losses
 from keras_selfie import models
+from keras_selfie import optimizers
+from keras_selfie import presets
 from keras_selfie import training
 from keras_selfie import tuning
 from keras_selfie import visualization

@@ -23,16 +23,11 @@ tf.config.set_logical_device_configuration(
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_TFDS = REPO.parent / "shared" / "datasets" / "tensorflow_datasets"
 
+from keras_selfie import presets  # noqa: E402
+
 # The smallest pretrainer that keeps the full structure: ResNet-50 stages 1-3
 # at 1/8 width (d = 128), one Transformer layer.
-TINY = dict(
-    image_size=32,
-    patch_size=8,
-    width=0.125,
-    num_layers=1,
-    num_heads=4,
-    intermediate_dim=64,
-)
+TINY = presets.get("tiny")["config"]
 
 
 def load_example(name, folder="examples"):

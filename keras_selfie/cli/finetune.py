@@ -24,6 +24,8 @@ Example:
 
 
 def add_parser(subparsers):
+    from keras_selfie.models.resnet import STEMS
+
     parser = common.add_subparser(subparsers, "finetune", HELP, DESCRIPTION)
     common.add_pretrained_argument(parser, required=False)
     parser.add_argument(
@@ -34,7 +36,7 @@ def add_parser(subparsers):
     add = parser.add_argument_group("from scratch without --pretrained")
     add.add_argument("--image-size", type=common.positive_int, default=32,
                      help="image side (with --pretrained: the file's)")
-    add.add_argument("--stem", choices=("cifar", "imagenet"),
+    add.add_argument("--stem", choices=STEMS,
                      default="cifar")
     add.add_argument("--width", type=common.positive_float, default=0.25,
                      help="width multiplier of the ResNet-50")

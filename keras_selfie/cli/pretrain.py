@@ -33,15 +33,26 @@ Example:
 
 
 def add_parser(subparsers):
+    from keras_selfie.models.resnet import STEMS
+    from keras_selfie.models.selfie_pretrainer import QUERIES
+    from keras_selfie.optimizers import OPTIMIZERS
     from keras_selfie.utils.distribution import STRATEGIES
 
+    from keras_selfie.presets import PRESETS
+
     parser = common.add_subparser(subparsers, "pretrain", HELP, DESCRIPTION)
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), default="cpu",
+        help="the network and run every unset option below comes from "
+        "(keras_selfie.presets.list() describes them): cpu is the "
+        "quarter-width network, 10 epochs of 120 steps of batch 64; "
+        "paper_cifar10 and paper_imagenet224 the paper's")
     common.add_data_arguments(parser)
     add = parser.add_argument_group("images and patches").add_argument
-    add("--image-size", type=common.positive_int, default=32,
+    add("--image-size", type=common.positive_int, default=None,
         help="side of the (square) images; folder images are "
         "center-cropped to it, TFDS images must have it")
-    add("--patch-size", type=common.positive_int, default=8,
+    add("--patch-size", type=common.positive_int, default=None,
         help="side of the square patches; must divide --image-size "
         "(the paper: 8 for 32x32 images, 32 for 224x224)")
     add("--num-decoder-patches", type=common.positive_int, default=None,
@@ -49,38 +60,38 @@ def add_parser(subparsers):
         "(default: N // 4)")
 
     add = parser.add_argument_group("model").add_argument
-    add("--stem", choices=("cifar", "imagenet"), default="cifar",
+    add("--stem", choices=STEMS, default=None,
         help="ResNet stem: 3x3 convolution for small patches (cifar) or "
         "the 7x7 ImageNet stem for 32x32 patches")
-    add("--width", type=common.positive_float, default=0.25,
+    add("--width", type=common.positive_float, default=None,
         help="width multiplier of ResNet-50 stages 1-3 (1.0 = the paper)")
-    add("--num-layers", type=common.positive_int, default=3,
+    add("--num-layers", type=common.positive_int, default=None,
         help="Transformer layers of the attention pooling")
-    # SelfiePretrainer's QUERIES (the parser does not import TensorFlow).
-    add("--query", choices=("context", "paper"), default="context",
+    add("--query", choices=QUERIES, default=None,
         help="'context': a query per masked position computed from the "
         "visible patches, candidates from the whole batch, cosine scores "
         "(the default); 'paper': the paper's u + PE(j) with the image's own "
         "candidates and dot products")
-    add("--num-heads", type=common.positive_int, default=8,
+    add("--num-heads", type=common.positive_int, default=None,
         help="attention heads; must divide the feature size "
         "1024 * width")
-    add("--intermediate-dim", type=common.positive_int, default=640,
+    add("--intermediate-dim", type=common.positive_int, default=None,
         help="feed-forward width of the attention pooling")
 
     add = parser.add_argument_group("training").add_argument
-    add("--epochs", type=common.positive_int, default=10)
+    add("--epochs", type=common.positive_int, default=None)
     add("--steps-per-epoch", type=common.positive_int, default=None,
-        help="steps per epoch (default: one pass over the images)")
-    add("--batch-size", type=common.positive_int, default=64,
+        help="steps per epoch (default: the preset's; where the preset "
+        "says none, one pass over the images)")
+    add("--batch-size", type=common.positive_int, default=None,
         help="global batch size (split between the replicas)")
-    add("--optimizer", choices=("sgd", "adamw"), default="sgd",
+    add("--optimizer", choices=OPTIMIZERS, default=None,
         help="SGD with Nesterov momentum 0.9, or AdamW")
     add("--learning-rate", type=common.positive_float, default=None,
         help="peak learning rate (default: 0.1 for sgd, 1e-3 for adamw); "
         "linear warm-up, then cosine decay to 0")
-    add("--weight-decay", type=common.non_negative_float, default=1e-4)
-    add("--warmup-epochs", type=common.non_negative_int, default=1)
+    add("--weight-decay", type=common.non_negative_float, default=None)
+    add("--warmup-epochs", type=common.non_negative_int, default=None)
     add("--strategy", choices=STRATEGIES, default="default",
         help="tf.distribute strategy: default (one device), mirrored (all "
         "local GPUs), multi_worker (several machines; each reads the "
@@ -166,11 +177,14 @@ def _knn_monitor(args, dataset, image_folder):
 def run(args):
     import tensorflow as tf
 
+    from keras_selfie import optimizers
+    from keras_selfie import presets
     from keras_selfie import training
     from keras_selfie.models.selfie_pretrainer import SelfiePretrainer
     from keras_selfie.utils.distribution import get_strategy
     from keras_selfie.visualization import plot_training_curves
 
+    presets.fill_arguments(args, args.preset)
     training.set_seed(args.seed, args.deterministic)
     strategy = get_strategy(args.strategy)
     output_dir = args.output_dir
@@ -214,27 +228,31 @@ def run(args):
     )
 
     with strategy.scope():
-        pretrainer = SelfiePretrainer(
-            image_size=args.image_size,
-            patch_size=args.patch_size,
-            num_decoder_patches=args.num_decoder_patches,
-            query=args.query,
-            stem=args.stem,
-            width=args.width,
-            num_layers=args.num_layers,
-            num_heads=args.num_heads,
-            intermediate_dim=args.intermediate_dim,
-            synchronized_batch_norm=args.synchronized_batch_norm,
-            dtype=args.precision,
-            seed=args.seed,
-        )
+        # Unset options (None: neither the flag nor the preset says) keep
+        # SelfiePretrainer's defaults.
+        pretrainer = SelfiePretrainer(**{
+            name: value for name, value in dict(
+                image_size=args.image_size,
+                patch_size=args.patch_size,
+                num_decoder_patches=args.num_decoder_patches,
+                query=args.query,
+                stem=args.stem,
+                width=args.width,
+                num_layers=args.num_layers,
+                num_heads=args.num_heads,
+                intermediate_dim=args.intermediate_dim,
+                synchronized_batch_norm=args.synchronized_batch_norm,
+                dtype=args.precision,
+                seed=args.seed,
+            ).items() if value is not None
+        })
         pretrainer.compile(
-            optimizer=training.pretraining_optimizer(
+            optimizer=optimizers.make_optimizer(
                 args.optimizer,
                 args.learning_rate,
                 args.weight_decay,
-                total_steps,
-                min(args.warmup_epochs * steps, total_steps - 1),
+                total_steps=total_steps,
+                warmup_steps=min(args.warmup_epochs * steps, total_steps - 1),
             ),
             jit_compile=True if args.jit_compile else "auto",
             run_eagerly=args.run_eagerly,

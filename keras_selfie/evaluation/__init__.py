@@ -36,7 +36,6 @@ from keras_selfie.evaluation.features import extract_features
 from keras_selfie.evaluation.features import patch_feature_network
 from keras_selfie.evaluation.features import scale_images
 from keras_selfie.evaluation.finetune import build_finetuning_model
-from keras_selfie.evaluation.finetune import cosine_schedule
 from keras_selfie.evaluation.finetune import finetune
 from keras_selfie.evaluation.knn import knn_accuracy
 from keras_selfie.evaluation.knn import knn_predict

@@ -9,57 +9,11 @@ from keras_selfie.models.resnet import STEMS
 from keras_selfie.models.resnet import resnet50
 from keras_selfie.models.selfie_pretrainer import SelfiePretrainer
 from keras_selfie.models.transfer import transfer_to_resnet50
+from keras_selfie.optimizers import OPTIMIZERS
+from keras_selfie.optimizers import make_optimizer
 from keras_selfie.utils.validation import check_choice
+from keras_selfie.utils.validation import check_non_negative
 from keras_selfie.utils.validation import check_positive_int
-
-
-def _check_non_negative(name, value, integer=False):
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < 0:
-        kind = "an integer" if integer else "a number"
-        raise ValueError(
-            f"Argument `{name}` must be {kind} >= 0. "
-            f"Received: {name}={value!r}"
-        )
-    return value
-
-
-def cosine_schedule(learning_rate, total_steps, warmup_steps=0):
-    """Linear warm-up from 0, then cosine decay to 0.
-
-    Args:
-        learning_rate: float > 0, the peak learning rate.
-        total_steps: int, all training steps, warm-up included.
-        warmup_steps: int >= 0, steps of linear warm-up; fewer than
-            `total_steps`.
-
-    Returns:
-        A `keras.optimizers.schedules.CosineDecay`.
-    """
-    if isinstance(learning_rate, bool) or not isinstance(
-        learning_rate, (int, float)
-    ) or not learning_rate > 0:
-        raise ValueError(
-            "Argument `learning_rate` must be a number > 0. "
-            f"Received: learning_rate={learning_rate!r}"
-        )
-    check_positive_int("total_steps", total_steps)
-    _check_non_negative("warmup_steps", warmup_steps, integer=True)
-    if warmup_steps >= total_steps:
-        raise ValueError(
-            "Argument `warmup_steps` must be smaller than `total_steps` "
-            f"({total_steps}). Received: warmup_steps={warmup_steps}"
-        )
-    if warmup_steps == 0:
-        return keras.optimizers.schedules.CosineDecay(
-            float(learning_rate), decay_steps=total_steps
-        )
-    return keras.optimizers.schedules.CosineDecay(
-        0.0,
-        decay_steps=total_steps - warmup_steps,
-        warmup_target=float(learning_rate),
-        warmup_steps=warmup_steps,
-    )
 
 
 def _steps_per_epoch(dataset, steps_per_epoch):
@@ -219,8 +173,9 @@ def finetune(
         from_scratch: bool. Train the same architecture from fresh weights.
         stem: `"cifar"` or `"imagenet"`, only without a pretrainer.
         width: float, only without a pretrainer.
-        optimizer: `None` (SGD with `momentum`), an optimizer name such as
-            `"adamw"` (built with the schedule and `weight_decay`), or a
+        optimizer: `None` or `"sgd"` (SGD with `momentum`), `"adamw"`
+            (both made by `optimizers.make_optimizer` with the schedule and
+            `weight_decay`), or a
             `keras.optimizers.Optimizer` instance, used as is (its own
             learning rate; `learning_rate`, `momentum`, `weight_decay` and
             `warmup_epochs` are then ignored).
@@ -266,10 +221,10 @@ def finetune(
     ```
     """
     check_positive_int("epochs", epochs)
-    _check_non_negative("batch_norm_batches", batch_norm_batches, integer=True)
-    _check_non_negative("weight_decay", weight_decay)
-    _check_non_negative("momentum", momentum)
-    _check_non_negative("warmup_epochs", warmup_epochs, integer=True)
+    check_non_negative("batch_norm_batches", batch_norm_batches, integer=True)
+    check_non_negative("weight_decay", weight_decay)
+    check_non_negative("momentum", momentum)
+    check_non_negative("warmup_epochs", warmup_epochs, integer=True)
     train = _check_labeled_batches("train_dataset", train_dataset)
     test = _check_labeled_batches("test_dataset", test_dataset)
     steps = _steps_per_epoch(train_dataset, steps_per_epoch)
@@ -277,7 +232,7 @@ def finetune(
     if None in input_shape:
         input_shape = None
     if seed is not None:
-        _check_non_negative("seed", seed, integer=True)
+        check_non_negative("seed", seed, integer=True)
         keras.utils.set_random_seed(seed)
     model = build_finetuning_model(
         pretrainer,
@@ -288,21 +243,15 @@ def finetune(
         width=width,
     )
     if not isinstance(optimizer, keras.optimizers.Optimizer):
-        schedule = cosine_schedule(
-            learning_rate, epochs * steps, warmup_epochs * steps
+        optimizer = make_optimizer(
+            check_choice("optimizer", optimizer or "sgd", OPTIMIZERS),
+            learning_rate,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            nesterov=nesterov,
+            total_steps=epochs * steps,
+            warmup_steps=warmup_epochs * steps,
         )
-        if optimizer is None:
-            optimizer = keras.optimizers.SGD(
-                schedule,
-                momentum=momentum,
-                nesterov=nesterov,
-                weight_decay=weight_decay or None,
-            )
-        else:
-            optimizer_class = type(keras.optimizers.get(optimizer))
-            optimizer = optimizer_class(
-                learning_rate=schedule, weight_decay=weight_decay or None
-            )
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

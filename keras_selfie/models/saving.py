@@ -87,3 +87,83 @@ def load_pretrainer(filepath, compile=True):
             "`keras_selfie.SelfiePretrainer`."
         )
     return model
+
+
+# The files of a preset folder, as keras-hub names them.
+PRESET_CONFIG = "config.json"
+PRESET_METADATA = "metadata.json"
+PRESET_WEIGHTS = "model.weights.h5"
+
+
+def save_to_preset(pretrainer, preset_dir):
+    """Writes `pretrainer` as a preset folder: config, metadata, weights.
+
+    `config.json` is the Keras serialization of the model (class and
+    arguments), `metadata.json` the library, Keras and TensorFlow versions,
+    the date and the parameter count, `model.weights.h5` the weights. See
+    `SelfiePretrainer.save_to_preset`.
+    """
+    import datetime
+
+    import tensorflow as tf
+
+    import keras_selfie
+
+    if not pretrainer.built:
+        pretrainer.build()
+    os.makedirs(preset_dir, exist_ok=True)
+    config = keras.saving.serialize_keras_object(pretrainer)
+    config.pop("compile_config", None)
+    metadata = {
+        "keras_selfie_version": keras_selfie.__version__,
+        "keras_version": keras.__version__,
+        "tensorflow_version": tf.__version__,
+        "date_saved": datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%d@%H:%M:%S"
+        ),
+        "parameter_count": pretrainer.count_params(),
+    }
+    for name, content in ((PRESET_CONFIG, config), (PRESET_METADATA, metadata)):
+        with open(os.path.join(preset_dir, name), "w") as file:
+            json.dump(content, file, indent=2)
+            file.write("\n")
+    pretrainer.save_weights(os.path.join(preset_dir, PRESET_WEIGHTS))
+
+
+def load_preset(cls, preset, load_weights=True, **kwargs):
+    """A model of class `cls` from a named preset or a preset folder.
+
+    See `SelfiePretrainer.from_preset`.
+    """
+    from keras_selfie import presets
+
+    path = os.fspath(preset) if isinstance(preset, os.PathLike) else preset
+    if not (isinstance(path, str) and os.path.isdir(path)):
+        config = presets.get(path)["config"]
+        return cls(**{**config, **kwargs})
+    config_file = os.path.join(path, PRESET_CONFIG)
+    weights_file = os.path.join(path, PRESET_WEIGHTS)
+    needed = [config_file] + ([weights_file] if load_weights else [])
+    for file in needed:
+        if not os.path.isfile(file):
+            raise ValueError(
+                f"{path!r} is not a preset folder: it lacks "
+                f"`{os.path.basename(file)}`. Write one with "
+                "`pretrainer.save_to_preset(path)`, or pass a preset name: "
+                f"{sorted(presets.PRESETS)}."
+            )
+    with open(config_file) as file:
+        config = json.load(file)
+    saved_class = config.get("class_name") if isinstance(config, dict) else None
+    if saved_class != cls.__name__:
+        raise ValueError(
+            f"The preset in {path!r} holds a {saved_class!r}, not a "
+            f"{cls.__name__}."
+        )
+    config["config"].update(kwargs)
+    model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    if not model.built:
+        model.build()
+    if load_weights:
+        model.load_weights(weights_file)
+    return model

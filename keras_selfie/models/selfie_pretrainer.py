@@ -1,3 +1,5 @@
+import inspect
+
 import keras
 from keras import ops
 
@@ -46,6 +48,38 @@ QUERY_DEFAULTS = {
         encoder_position_embedding=True,
     ),
 }
+
+
+def default_num_decoder_patches(num_patches):
+    """`M` where `num_decoder_patches=None`: a quarter of the `N` patches
+    (4 of 16, as the public reimplementations), at least 2."""
+    return max(2, num_patches // 4)
+
+
+def argument_defaults(query=None):
+    """The value of every `SelfiePretrainer` argument left at its default.
+
+    Args:
+        query: the query mode whose `QUERY_DEFAULTS` fill in the arguments
+            that default to `None`; `None`: the default query's.
+
+    Returns:
+        A dict from argument name to its default value
+        (`num_decoder_patches` stays `None`: it depends on the grid, see
+        `default_num_decoder_patches`).
+    """
+    parameters = inspect.signature(SelfiePretrainer.__init__).parameters
+    defaults = {
+        name: parameter.default
+        for name, parameter in parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+    if query is not None:
+        defaults["query"] = check_choice("query", query, QUERIES)
+    for name, value in QUERY_DEFAULTS[defaults["query"]].items():
+        if defaults[name] is None:
+            defaults[name] = value
+    return defaults
 
 
 def gather_positions(features, positions):
@@ -411,7 +445,7 @@ class SelfiePretrainer(keras.Model):
         n = self.num_patches
         largest = (n - 1) // 2
         if value is None:
-            value = max(2, n // 4)
+            value = default_num_decoder_patches(n)
         if (
             isinstance(value, bool)
             or not isinstance(value, int)
@@ -679,6 +713,55 @@ class SelfiePretrainer(keras.Model):
             ops.cast(correct, "float32"), sample_weight=sample_weight
         )
         return logs_for_multi_worker(self.get_metrics_result())
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """A `SelfiePretrainer` from a named preset or a preset folder.
+
+        Args:
+            preset: a name from `keras_selfie.presets.list()` (a fresh,
+                untrained model of that configuration), or the path of a
+                folder written by `save_to_preset` (its configuration and
+                trained weights).
+            load_weights: bool. For a folder, whether to load its weights.
+            **kwargs: `SelfiePretrainer` arguments overriding the preset's,
+                e.g. `seed` or `dtype`.
+
+        Returns:
+            A `SelfiePretrainer`, not compiled.
+
+        Raises:
+            ValueError: for an unknown name (the message lists the known
+                ones) or a folder without `config.json` or
+                `model.weights.h5`.
+
+        Example:
+
+        ```python
+        pretrainer = SelfiePretrainer.from_preset("cpu", seed=0)
+        pretrainer.save_to_preset("selfie_cpu")
+        restored = SelfiePretrainer.from_preset("selfie_cpu")
+        ```
+        """
+        from keras_selfie.models.saving import load_preset
+
+        return load_preset(cls, preset, load_weights=load_weights, **kwargs)
+
+    def save_to_preset(self, preset_dir):
+        """Saves the pretrainer as a preset folder for `from_preset`.
+
+        The folder holds `config.json` (the model's Keras config),
+        `metadata.json` (keras_selfie, Keras and TensorFlow versions, the
+        date, the parameter count) and `model.weights.h5`, as keras-hub
+        presets do. Loading it needs no code beyond keras_selfie
+        (`safe_mode=True`).
+
+        Args:
+            preset_dir: path of the folder; made if missing.
+        """
+        from keras_selfie.models.saving import save_to_preset
+
+        save_to_preset(self, preset_dir)
 
     @classmethod
     def from_config(cls, config):

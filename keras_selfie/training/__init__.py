@@ -8,22 +8,21 @@
   images from a TFDS
   name or a folder, as the endless, seeded batches a resumed run can skip
   into.
-- `pretraining_optimizer`: SGD (Nesterov) or AdamW with warm-up and cosine
-  decay.
 - `read_history`, `trim_history`: the per-epoch log across restarts.
 - `set_seed`: seeds, and optionally deterministic TensorFlow ops.
 
 Example:
 
 ```python
+from keras_selfie import optimizers
 from keras_selfie import training
 
 images = training.load_images(dataset="cifar10")
 done = training.backup_epoch("runs/selfie/backup")
 train = training.pretraining_batches(images, 128, seed=0,
                                      skip_batches=done * 390)
-pretrainer.compile(optimizer=training.pretraining_optimizer(
-    "sgd", total_steps=100 * 390, warmup_steps=5 * 390))
+pretrainer.compile(optimizer=optimizers.make_optimizer(
+    "sgd", weight_decay=1e-4, total_steps=100 * 390, warmup_steps=5 * 390))
 pretrainer.fit(train, epochs=100, steps_per_epoch=390,
                callbacks=training.training_callbacks("runs/selfie"))
 ```
@@ -42,6 +41,4 @@ from keras_selfie.training.inputs import labeled_splits
 from keras_selfie.training.inputs import load_images
 from keras_selfie.training.inputs import num_batches
 from keras_selfie.training.inputs import pretraining_batches
-from keras_selfie.training.optimizers import OPTIMIZERS
-from keras_selfie.training.optimizers import pretraining_optimizer
 from keras_selfie.training.seeding import set_seed

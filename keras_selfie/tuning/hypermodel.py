@@ -2,8 +2,18 @@ import keras
 import keras_tuner
 
 from keras_selfie.layers.patch_extractor import PatchExtractor
+from keras_selfie.models.resnet import STEMS
+from keras_selfie.models.resnet import check_width
 from keras_selfie.models.resnet import feature_dim
 from keras_selfie.models.selfie_pretrainer import SelfiePretrainer
+from keras_selfie.models.selfie_pretrainer import argument_defaults
+from keras_selfie.models.selfie_pretrainer import (
+    default_num_decoder_patches,
+)
+from keras_selfie.optimizers import DEFAULT_LEARNING_RATES
+from keras_selfie.optimizers import OPTIMIZERS
+from keras_selfie.optimizers import make_optimizer
+from keras_selfie.presets import DEFAULT_PRETRAINING
 from keras_selfie.utils.validation import check_choice
 from keras_selfie.utils.validation import check_positive_int
 from keras_selfie.utils.validation import to_pair
@@ -19,7 +29,6 @@ OBJECTIVE_DIRECTIONS = {
     "knn_accuracy": "max",
 }
 
-OPTIMIZERS = ("sgd", "adamw")
 
 # Hyperparameter name -> (kind, sampling of a range). The names are those of
 # the `SelfiePretrainer` arguments and of the optimizer's.
@@ -186,17 +195,8 @@ class SelfieHyperModel(keras_tuner.HyperModel):
             (None, *self.image_size, self.num_channels)
         )
         self.num_patches = rows * cols
-        self.stem = check_choice("stem", stem, ("cifar", "imagenet"))
-        if (
-            isinstance(width, bool)
-            or not isinstance(width, (int, float))
-            or width <= 0
-        ):
-            raise ValueError(
-                "Argument `width` must be a positive number. "
-                f"Received: width={width!r}"
-            )
-        self.width = width
+        self.stem = check_choice("stem", stem, STEMS)
+        self.width = check_width(width)
         self.feature_dim = feature_dim(width)
         self.synchronized_batch_norm = bool(synchronized_batch_norm)
         self.seed = seed
@@ -238,16 +238,15 @@ class SelfieHyperModel(keras_tuner.HyperModel):
         }
 
     def _model_defaults(self):
-        """The values `SelfiePretrainer` and `compile` would use."""
+        """The values `SelfiePretrainer` and `make_optimizer` would use."""
+        defaults = argument_defaults()
         return {
-            "num_decoder_patches": max(2, self.num_patches // 4),
-            "num_layers": 3,
-            "num_heads": 32,
-            "intermediate_dim": 640,
-            "dropout": 0.1,
-            "learning_rate": 0.1 if self.optimizer == "sgd" else 1e-3,
-            "weight_decay": 1e-4,
-            "encoder_position_embedding": False,
+            **{name: defaults[name] for name in _KINDS if name in defaults},
+            "num_decoder_patches": default_num_decoder_patches(
+                self.num_patches
+            ),
+            "learning_rate": DEFAULT_LEARNING_RATES[self.optimizer],
+            "weight_decay": DEFAULT_PRETRAINING["weight_decay"],
         }
 
     def _resolve_search_space(self, search_space):
@@ -487,22 +486,14 @@ class SelfieHyperModel(keras_tuner.HyperModel):
             seed=self.seed,
         )
         pretrainer.compile(
-            optimizer=self._make_optimizer(
-                values["learning_rate"], values["weight_decay"]
+            optimizer=make_optimizer(
+                self.optimizer,
+                values["learning_rate"],
+                weight_decay=values["weight_decay"],
             ),
             **self.compile_kwargs,
         )
         return pretrainer
-
-    def _make_optimizer(self, learning_rate, weight_decay):
-        if self.optimizer == "sgd":
-            return keras.optimizers.SGD(
-                learning_rate,
-                momentum=0.9,
-                nesterov=True,
-                weight_decay=weight_decay or None,
-            )
-        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
         """Trains `model`, with the hypermodel's `callbacks` added.

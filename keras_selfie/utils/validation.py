@@ -17,6 +17,32 @@ def check_positive_int(name, value):
     return value
 
 
+def check_positive_number(name, value):
+    """Returns `value` if it is a number > 0, else raises `ValueError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        value > 0
+    ):
+        raise ValueError(
+            f"Argument `{name}` must be a number > 0. "
+            f"Received: {name}={value!r}"
+        )
+    return value
+
+
+def check_non_negative(name, value, integer=False):
+    """Returns `value` if it is a number (an int with `integer`) >= 0."""
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not (
+        value >= 0
+    ):
+        kind = "an integer" if integer else "a number"
+        raise ValueError(
+            f"Argument `{name}` must be {kind} >= 0. "
+            f"Received: {name}={value!r}"
+        )
+    return value
+
+
 def check_fraction(name, value, include_zero=True, include_one=False):
     """Returns `value` as a float in [0, 1) (bounds per the flags), or raises.
 

@@ -179,18 +179,6 @@ def test_finetune_starts_from_p_and_scratch_does_not(pretrainer):
     assert len(pretrained["history"].history["loss"]) == 1
 
 
-def test_finetune_schedule_warms_up_then_decays():
-    from keras_selfie.evaluation import cosine_schedule
-
-    schedule = cosine_schedule(0.1, total_steps=10, warmup_steps=2)
-    rates = [float(schedule(step)) for step in range(11)]
-    np.testing.assert_allclose(rates[:3], [0.0, 0.05, 0.1], atol=1e-6)
-    assert all(a >= b for a, b in zip(rates[2:], rates[3:]))
-    assert rates[-1] == pytest.approx(0.0, abs=1e-6)
-    with pytest.raises(ValueError, match="warmup_steps"):
-        cosine_schedule(0.1, total_steps=2, warmup_steps=2)
-
-
 def test_finetune_needs_pretrainer_unless_from_scratch():
     images, labels = colour_images(4, seed=5)
     data = batches(images, labels, 4)

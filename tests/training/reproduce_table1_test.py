@@ -1,10 +1,11 @@
-"""The Table 1 reproduction runs end to end (smoke preset, real CIFAR-10)."""
+"""The Table 1 reproduction runs end to end (tiny preset, real CIFAR-10)."""
 
 import json
 
 import pytest
 
 from conftest import load_example
+from keras_selfie import presets
 
 
 def test_reproduce_table1_smoke(tfds_data_dir, tmp_path):
@@ -21,7 +22,7 @@ def test_reproduce_table1_smoke(tfds_data_dir, tmp_path):
     assert table_path.is_file() and json_path.is_file()
     results = json.loads(json_path.read_text())
     assert results["table"] == json.loads(json.dumps(returned["table"]))
-    fractions = example.PRESETS["smoke"]["fractions"]
+    fractions = presets.get("tiny")["evaluation"]["fractions"]
     table = table_path.read_text()
 
     # The paper's row, as copied from PAPER.md.
@@ -55,7 +56,7 @@ def test_reproduce_table1_smoke(tfds_data_dir, tmp_path):
 
     # The pretext curve and the frozen-feature comparison are recorded.
     curve = results["pretraining"]["curve"]
-    assert len(curve) == example.PRESETS["smoke"]["pretrain_epochs"]
+    assert len(curve) == presets.get("tiny")["pretraining"]["epochs"]
     assert all(
         {"loss", "patch_accuracy", "knn_accuracy"} <= set(point)
         for point in curve
