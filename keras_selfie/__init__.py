@@ -17,7 +17,6 @@ from keras_selfie import models
 from keras_selfie import optimizers
 from keras_selfie import presets
 from keras_selfie import training
-from keras_selfie import tuning
 from keras_selfie import visualization
 from keras_selfie.layers import AttentionPooling
 from keras_selfie.layers import PatchExtractor
@@ -32,3 +31,21 @@ from keras_selfie.models import transfer_to_resnet36_attention_pooling
 from keras_selfie.models import transfer_to_resnet50
 
 __version__ = "0.1.0"
+
+# Subpackages imported on first use, as `keras_selfie.tuning` or by
+# `from keras_selfie import tuning`, because they load a library that
+# `import keras_selfie` should not (tuning: keras_tuner, several seconds).
+_LAZY_SUBPACKAGES = ("tuning",)
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBPACKAGES:
+        import importlib
+
+        # Importing a submodule also binds it here, so this runs once.
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBPACKAGES))

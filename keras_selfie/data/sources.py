@@ -13,7 +13,6 @@ import warnings
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from keras_selfie.utils.validation import check_choice
 from keras_selfie.utils.validation import check_image_dtype
@@ -83,6 +82,10 @@ def load_tfds(
             f"Argument `labeled` must be True or False. "
             f"Received: labeled={labeled!r}"
         )
+    # Imported here, not with the module: TFDS takes seconds to import and
+    # only this source needs it (`import keras_selfie` must not load it).
+    import tensorflow_datasets as tfds
+
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError as error:

@@ -4,7 +4,6 @@ import math
 
 import keras
 import numpy as np
-from matplotlib.ticker import MaxNLocator
 
 from keras_selfie.visualization.figures import new_figure
 from keras_selfie.visualization.figures import save_figure
@@ -86,6 +85,8 @@ def plot_training_curves(history, path=None):
             "Argument `history` is empty: no epoch has a value. "
             f"Received: history={history!r}"
         )
+    from matplotlib.ticker import MaxNLocator
+
     figure = new_figure(_PANEL_SIZE[0] * len(present), _PANEL_SIZE[1])
     panels = figure.subplots(1, len(present), squeeze=False)[0]
     for axes, (key, title) in zip(panels, present):

@@ -5,12 +5,12 @@ never with `pyplot`: they need no display and no backend switch (saving as
 PNG goes through Agg), leave the user's chosen backend alone, and are freed
 like any Python object instead of piling up in pyplot's list of open
 figures.
+
+matplotlib is imported by the functions that draw, not with the package,
+so that `import keras_selfie` does not load it.
 """
 
 import io
-
-import matplotlib.colors
-from matplotlib.figure import Figure
 
 # Dots per inch of every PNG written, to a file or to TensorBoard.
 DPI = 100
@@ -24,6 +24,8 @@ def new_figure(width, height):
     out by matplotlib's constrained layout, which fits titles and labels
     without overlap.
     """
+    from matplotlib.figure import Figure
+
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
@@ -43,6 +45,8 @@ def save_figure(figure, path):
 
 def check_color(name, value):
     """Returns `value` if matplotlib reads it as a colour, else raises."""
+    import matplotlib.colors
+
     if not matplotlib.colors.is_color_like(value):
         raise ValueError(
             f"Argument `{name}` must be a matplotlib colour (a name such as "

@@ -12,7 +12,6 @@ import math
 
 import keras
 import numpy as np
-from matplotlib.patches import Rectangle
 
 from keras_selfie.utils.validation import check_image_dtype
 from keras_selfie.utils.validation import check_image_shape
@@ -446,6 +445,8 @@ class _PatchGrid:
         )
 
     def outline(self, axes, position, color, linewidth):
+        from matplotlib.patches import Rectangle
+
         rows, cols = self.slices(position)
         # Pixel centres sit on integers in `imshow`: edges are at -0.5.
         axes.add_patch(
