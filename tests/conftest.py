@@ -33,6 +33,13 @@ TINY = dict(
     num_heads=4,
     intermediate_dim=64,
 )
+# The same, as the flags of the command line and of the scripts.
+TINY_FLAGS = [
+    "--width", str(TINY["width"]),
+    "--num-layers", str(TINY["num_layers"]),
+    "--num-heads", str(TINY["num_heads"]),
+    "--intermediate-dim", str(TINY["intermediate_dim"]),
+]
 
 
 def load_example(name, folder="examples"):

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO
-from conftest import TINY
+from conftest import TINY_FLAGS
 from conftest import load_example
 
 
@@ -75,10 +75,7 @@ def test_smoke_run_reports_its_own_measurements(step, capsys, monkeypatch):
     warmup, windows, steps = 1, 3, 1
     results = step.main(
         [
-            "--width", str(TINY["width"]),
-            "--num-layers", str(TINY["num_layers"]),
-            "--num-heads", str(TINY["num_heads"]),
-            "--intermediate-dim", str(TINY["intermediate_dim"]),
+            *TINY_FLAGS,
             "--batch-sizes", "2",
             "--windows", str(windows),
             "--steps", str(steps),

@@ -18,17 +18,12 @@ import numpy as np
 import pytest
 from conftest import REPO
 from conftest import TINY
+from conftest import TINY_FLAGS
 
 import keras_selfie
 from keras_selfie import cli
 
 EPOCHS, STEPS = 3, 2
-TINY_FLAGS = [
-    "--width", str(TINY["width"]),
-    "--num-layers", str(TINY["num_layers"]),
-    "--num-heads", str(TINY["num_heads"]),
-    "--intermediate-dim", str(TINY["intermediate_dim"]),
-]
 
 
 def run_cli(*args, timeout=240):
