@@ -52,8 +52,9 @@ LAYER_KWARGS = dict(
 )
 
 
-@pytest.mark.parametrize("num_layers", [1, 2])
-@pytest.mark.parametrize("queries", [False, True], ids=["token", "queries"])
+@pytest.mark.parametrize(
+    "num_layers, queries", [(1, False), (2, True)], ids=["token", "queries"]
+)
 def test_layer_checks(num_layers, queries):
     x = _inputs(0)
     inputs, shape = x, (3, 8)
