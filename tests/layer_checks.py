@@ -39,7 +39,8 @@ PRECISION_ATOL = {"float16": 1e-2, "bfloat16": 5e-2}
 
 
 def to_numpy(x):
-    """A tensor, variable or array as a NumPy array (16-bit floats widened)."""
+    """A tensor, variable or array as a NumPy array (floats as float64)."""
+    # Through a tensor: NumPy 2 warns when it reads a Keras variable directly.
     x = x.numpy() if isinstance(x, keras.Variable) else x
     x = keras.ops.convert_to_numpy(x)
     if x.dtype.kind == "f" or x.dtype.name == "bfloat16":
