@@ -28,6 +28,13 @@ from keras_selfie import presets  # noqa: E402
 # The smallest pretrainer that keeps the full structure: ResNet-50 stages 1-3
 # at 1/8 width (d = 128), one Transformer layer.
 TINY = presets.get("tiny")["config"]
+# The same, as the flags of the command line and of the scripts.
+TINY_FLAGS = [
+    "--width", str(TINY["width"]),
+    "--num-layers", str(TINY["num_layers"]),
+    "--num-heads", str(TINY["num_heads"]),
+    "--intermediate-dim", str(TINY["intermediate_dim"]),
+]
 
 
 def load_example(name, folder="examples"):

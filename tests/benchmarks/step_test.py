@@ -1,8 +1,11 @@
 """Tests of `benchmarks/step.py`: its FLOP count and a smoke run.
 
-No timing is asserted: speed lives in the benchmark and docs/PERFORMANCE.md.
+No speed is asserted (that lives in the benchmark and docs/PERFORMANCE.md),
+only that the reported figures are the ones the measured steps give.
 """
 
+import re
+import statistics
 import sys
 
 import keras
@@ -11,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO
-from conftest import TINY
+from conftest import TINY_FLAGS
 from conftest import load_example
 
 
@@ -60,28 +63,72 @@ class TestFlops:
         assert flops == 2 * np.prod(sizes)
 
 
-def test_smoke_run_prints_r_and_f(step, capsys):
+def test_smoke_run_reports_its_own_measurements(step, capsys, monkeypatch):
+    built = []  # The two models main() measures: (selfie, backbone).
+    original_build_steps = step.build_steps
+
+    def build_steps(*args):
+        built.extend(original_build_steps(*args))
+        return built
+
+    monkeypatch.setattr(step, "build_steps", build_steps)
+    warmup, windows, steps = 1, 3, 1
     results = step.main(
         [
-            "--width", str(TINY["width"]),
-            "--num-layers", str(TINY["num_layers"]),
-            "--num-heads", str(TINY["num_heads"]),
-            "--intermediate-dim", str(TINY["intermediate_dim"]),
+            *TINY_FLAGS,
             "--batch-sizes", "2",
-            "--windows", "1",
-            "--steps", "1",
-            "--warmup", "1",
+            "--windows", str(windows),
+            "--steps", str(steps),
+            "--warmup", str(warmup),
+            "--precision", "mixed_bfloat16",
             "--run-eagerly",
         ]
     )
     out = capsys.readouterr().out
-    assert "R = t_selfie / t_backbone" in out
-    assert "F = flops_selfie / flops_backbone" in out
     (result,) = results
     assert result["batch_size"] == 2
+    # Both models were built under the requested policy, which main() then
+    # put back.
+    selfie, backbone = built
+    for model in built:
+        assert model.dtype_policy.name == "mixed_bfloat16"
+    assert keras.mixed_precision.dtype_policy().name == "float32"
+    # Each model made exactly the steps the rates are computed from: the
+    # warm-up, then `steps` per timed window (the FLOP count only traces).
+    for model in built:
+        assert int(model.optimizer.iterations.numpy()) == (
+            warmup + windows * steps
+        )
+    # A round's ratio t_selfie / t_backbone is the inverse ratio of its
+    # rates (same images per window); R and the rates are the medians.
+    rates = result["rates"]
+    assert len(result["ratios"]) == len(rates["selfie"]) == windows
+    np.testing.assert_allclose(
+        result["ratios"],
+        np.divide(rates["backbone"], rates["selfie"]),
+        rtol=1e-9,
+    )
+    assert result["R"] == statistics.median(result["ratios"])
+    assert result["selfie_images_per_s"] == statistics.median(rates["selfie"])
+    assert result["backbone_images_per_s"] == statistics.median(
+        rates["backbone"]
+    )
+    # The printed figures are the returned ones.
+    printed = re.search(
+        r"R = t_selfie / t_backbone = ([\d.]+) \(rounds: ([\d., ]+)\)", out
+    )
+    assert float(printed[1]) == pytest.approx(result["R"], abs=5e-4)
+    np.testing.assert_allclose(
+        [float(r) for r in printed[2].split(", ")], result["ratios"],
+        atol=5e-4,
+    )
+    printed_f = re.search(r"F = flops_selfie / flops_backbone = ([\d.]+)", out)
     assert result["F"] == result["flops_selfie"] / result["flops_backbone"]
+    assert float(printed_f[1]) == pytest.approx(result["F"], abs=5e-4)
     # Selfie's step runs P on the same 32 patches and more besides: A, the
     # loss and the larger optimizer update.
     assert result["F"] > 1.0
-    assert result["R"] > 0.0
-    assert keras.mixed_precision.dtype_policy().name == "float32"
+    assert (
+        f"{selfie.count_params():,} parameters (P alone: "
+        f"{backbone.network.count_params():,})"
+    ) in out

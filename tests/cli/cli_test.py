@@ -18,17 +18,12 @@ import numpy as np
 import pytest
 from conftest import REPO
 from conftest import TINY
+from conftest import TINY_FLAGS
 
 import keras_selfie
 from keras_selfie import cli
 
 EPOCHS, STEPS = 3, 2
-TINY_FLAGS = [
-    "--width", str(TINY["width"]),
-    "--num-layers", str(TINY["num_layers"]),
-    "--num-heads", str(TINY["num_heads"]),
-    "--intermediate-dim", str(TINY["intermediate_dim"]),
-]
 
 
 def run_cli(*args, timeout=240):
@@ -238,15 +233,46 @@ def test_export_resnet50_holds_the_patch_network_weights(pretrained_run,
     assert copied > 100
 
 
-def test_export_patch_network_in_process(pretrained_run, tmp_path):
+@pytest.fixture(scope="module")
+def exported_patch_network(pretrained_run, tmp_path_factory):
+    """The pretrained run's P, exported in process to a .keras file."""
     output_dir, _ = pretrained_run
-    output = tmp_path / "p.keras"
+    output = tmp_path_factory.mktemp("export") / "p.keras"
     assert cli.main([
         "export", "--pretrained", str(output_dir / "selfie_pretrainer.keras"),
         "--what", "patch-network", "--output", str(output),
     ]) == 0
-    network = keras.models.load_model(output)
+    return output
+
+
+def test_export_patch_network_computes_the_pretrainer_s_features(
+    pretrained_run, exported_patch_network
+):
+    output_dir, _ = pretrained_run
+    network = keras.models.load_model(exported_patch_network)
+    pretrainer = load_pretrainer(output_dir / "selfie_pretrainer.keras")
     assert network.output_shape == (None, 128)
+    images = np.random.default_rng(1).integers(
+        0, 256, (2, 32, 32, 3), dtype=np.uint8
+    )
+    # On patches: the pretrainer's own patch features (P on each of the
+    # 16 patches of every image, scaled to [0, 1]).
+    patches = keras_selfie.layers.PatchExtractor(8)(images / 255.0)
+    ours = network.predict(
+        keras.ops.reshape(patches, (-1, 8, 8, 3)), verbose=0
+    ).reshape(2, 16, 128)
+    expected = pretrainer.patch_features(images, training=False)
+    np.testing.assert_allclose(
+        ours, keras.ops.convert_to_numpy(expected), rtol=1e-5, atol=1e-6
+    )
+    # On whole images, as evaluation and transfer use it.
+    np.testing.assert_allclose(
+        network.predict(images / 255.0, verbose=0),
+        keras.ops.convert_to_numpy(
+            pretrainer.patch_network(images / 255.0, training=False)
+        ),
+        rtol=1e-5, atol=1e-6,
+    )
 
 
 def test_visualize_writes_png(image_folder, pretrained_run, tmp_path):
@@ -309,15 +335,9 @@ def test_bad_flag_values_exit_with_a_message(argv, message, capsys):
 
 
 def test_errors_found_after_parsing_exit_with_a_message(
-    image_folder, pretrained_run, tmp_path, capsys
+    image_folder, exported_patch_network, tmp_path, capsys
 ):
-    output_dir, _ = pretrained_run
-    not_a_pretrainer = tmp_path / "p.keras"
-    assert cli.main([
-        "export", "--pretrained", str(output_dir / "selfie_pretrainer.keras"),
-        "--what", "patch-network", "--output", str(not_a_pretrainer),
-    ]) == 0
-    capsys.readouterr()
+    not_a_pretrainer = exported_patch_network
     cases = [
         (["export", "--pretrained", str(not_a_pretrainer)],
          "holds a model of class 'Functional', not a `keras_selfie.SelfiePretrainer`"),

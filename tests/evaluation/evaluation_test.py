@@ -186,19 +186,42 @@ def test_finetune_needs_pretrainer_unless_from_scratch():
         finetune(None, data, data, num_classes=3, epochs=1)
 
 
-def test_knn_monitor_adds_accuracy_to_history(capsys):
+class RecomputeKNN(keras.callbacks.Callback):
+    """After each epoch, `knn_accuracy` on features extracted here."""
+
+    def __init__(self, train, test, **knn_kwargs):
+        super().__init__()
+        self.train, self.test, self.knn_kwargs = train, test, knn_kwargs
+        self.accuracies = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.accuracies.append(knn_accuracy(
+            *extract_features(self.model, batches(*self.train)),
+            *extract_features(self.model, batches(*self.test)),
+            **self.knn_kwargs,
+        ))
+
+
+def test_knn_monitor_logs_the_knn_accuracy_of_the_model(capsys):
     keras.utils.set_random_seed(0)
     model = SelfiePretrainer(**TINY, seed=0)
     model.compile(optimizer=keras.optimizers.SGD(0.01), run_eagerly=True)
     images, labels = colour_images(12, seed=6)
-    monitor = KNNMonitor((images, labels), (images[:6], labels[:6]), k=3)
+    # Test images outside the memory bank, with labels unrelated to them:
+    # the accuracy depends on where the features put each image.
+    rng = np.random.default_rng(9)
+    test = (rng.integers(0, 256, (9, 32, 32, 3), dtype=np.uint8),
+            rng.integers(0, 3, 9))
+    monitor = KNNMonitor((images, labels), test, k=3, temperature=0.5)
+    recompute = RecomputeKNN((images, labels), test, k=3, temperature=0.5)
     history = model.fit(
-        images[:8], epochs=2, batch_size=4, callbacks=[monitor], verbose=2
+        images[:8], epochs=2, batch_size=4, callbacks=[monitor, recompute],
+        verbose=2,
     )
     accuracies = history.history["knn_accuracy"]
-    assert len(accuracies) == 2
-    assert all(0.0 <= a <= 1.0 for a in accuracies)
-    assert sorted(monitor.results) == [0, 1]
+    # Each epoch's value is the model's own kNN accuracy at that epoch.
+    np.testing.assert_allclose(accuracies, recompute.accuracies, atol=1e-6)
+    assert monitor.results == dict(enumerate(accuracies))
     assert "knn_accuracy" in capsys.readouterr().out
 
 

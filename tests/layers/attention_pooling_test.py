@@ -1,15 +1,12 @@
 import keras
 import numpy as np
 import pytest
+from layer_checks import randomise_weights
+from layer_checks import run_layer_test
+from layer_checks import to_numpy as _np
 
 from keras_selfie.layers import AttentionPooling
 from keras_selfie.layers import TransformerBlock
-
-
-def _np(x):
-    # Through a tensor: NumPy 2 warns when it reads a Keras variable directly.
-    x = x.numpy() if isinstance(x, keras.Variable) else x
-    return keras.ops.convert_to_numpy(x)
 
 
 def _pooling(seed=0, dim=8, num_layers=2, dropout=0.0, **kwargs):
@@ -21,14 +18,9 @@ def _pooling(seed=0, dim=8, num_layers=2, dropout=0.0, **kwargs):
         **kwargs,
     )
     layer.build((None, None, dim))
-    # Large random weights (layer-norm gammas around 1), so that every part of
-    # the computation moves the output by a visible amount.
-    rng = np.random.default_rng(seed)
-    values = []
-    for weight in layer.weights:
-        offset = 1.0 if "gamma" in weight.path else 0.0
-        values.append(0.3 * rng.normal(size=weight.shape) + offset)
-    layer.set_weights([value.astype("float32") for value in values])
+    # Large random weights, so that every part of the computation moves the
+    # output by a visible amount.
+    randomise_weights(layer, seed)
     return layer
 
 
@@ -47,10 +39,40 @@ def _block_params(dim, intermediate_dim):
     )
 
 
+# The pooling token, then per Transformer layer 16 weights: kernel and bias
+# of the query, key, value, attention output and both feed-forward Dense
+# layers (12), gamma and beta of both layer norms (4). Nothing is
+# non-trainable; each layer's three Dropout layers hold a seed state.
+LAYER_KWARGS = dict(
+    num_heads=4,
+    intermediate_dim=24,
+    dropout=0.25,
+    layer_norm_epsilon=1e-6,
+    kernel_initializer=keras.initializers.RandomNormal(stddev=0.1),
+)
+
+
+@pytest.mark.parametrize(
+    "num_layers, queries", [(1, False), (2, True)], ids=["token", "queries"]
+)
+def test_layer_checks(num_layers, queries):
+    x = _inputs(0)
+    inputs, shape = x, (3, 8)
+    if queries:
+        inputs, shape = dict(inputs=x, queries=_inputs(1, (3, 2, 8))), (3, 2, 8)
+    run_layer_test(
+        AttentionPooling,
+        dict(num_layers=num_layers, **LAYER_KWARGS),
+        inputs,
+        expected_output_shape=shape,
+        expected_num_trainable_weights=1 + 16 * num_layers,
+        expected_num_non_trainable_weights=0,
+        expected_num_non_trainable_variables=3 * num_layers,
+    )
+
+
 def test_output_shape():
     layer = _pooling()
-    outputs = layer(_inputs(0))
-    assert tuple(outputs.shape) == (3, 8)
     assert layer.compute_output_shape((3, 6, 8)) == (3, 8)
     assert tuple(layer(keras.Input((None, 8))).shape) == (None, 8)
 
@@ -247,39 +269,12 @@ def test_bad_arguments_raise(kwargs, match):
         AttentionPooling(**kwargs)
 
 
-def test_config_round_trip():
-    layer = AttentionPooling(
-        num_layers=3,
-        num_heads=4,
-        intermediate_dim=24,
-        dropout=0.25,
-        layer_norm_epsilon=1e-6,
-        kernel_initializer=keras.initializers.RandomNormal(stddev=0.1),
-        name="pooling",
-    )
-    config = layer.get_config()
-    for key, value in [
-        ("num_layers", 3),
-        ("num_heads", 4),
-        ("intermediate_dim", 24),
-        ("dropout", 0.25),
-        ("layer_norm_epsilon", 1e-6),
-    ]:
-        assert config[key] == value
+def test_config_holds_the_arguments():
+    # The round trips are in `test_layer_checks`; these are the values.
+    config = AttentionPooling(num_layers=3, **LAYER_KWARGS).get_config()
+    for key, value in LAYER_KWARGS.items():
+        if key != "kernel_initializer":
+            assert config[key] == value, key
+    assert config["num_layers"] == 3
     restored = AttentionPooling.from_config(config)
-    assert restored.get_config() == config
     assert restored.kernel_initializer.stddev == 0.1
-
-
-def test_serialization_round_trip_keeps_outputs():
-    layer = _pooling(seed=11)
-    x = _inputs(11)
-    expected = _np(layer(x))
-    serialized = keras.saving.serialize_keras_object(layer)
-    restored = keras.saving.deserialize_keras_object(serialized)
-    assert isinstance(restored, AttentionPooling)
-    assert restored.get_config() == layer.get_config()
-    if not restored.built:
-        restored.build((None, None, 8))
-    restored.set_weights(layer.get_weights())
-    np.testing.assert_allclose(_np(restored(x)), expected, rtol=1e-6, atol=1e-6)

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from layer_checks import run_layer_test
 
 from keras_selfie.layers import FusedBatchNormalization
 
@@ -163,12 +164,33 @@ def test_mixed_precision_reads_and_writes_16_bits(policy):
     )
 
 
-def test_serialization_round_trip():
+@pytest.mark.parametrize(
+    "kwargs, training, num_trainable",
+    [
+        ({}, False, 2),
+        ({}, True, 2),  # The fused kernel.
+        ({"center": False}, True, 1),
+        ({"scale": False}, True, 1),
+    ],
+    ids=["inference", "training", "no_center", "no_scale"],
+)
+def test_layer_checks(kwargs, training, num_trainable):
+    # gamma (with `scale`) and beta (with `center`) are trained; the moving
+    # mean and variance are not, and there is no other state.
+    run_layer_test(
+        FusedBatchNormalization,
+        dict(momentum=0.95, epsilon=1e-3, **kwargs),
+        dict(inputs=_inputs(), training=training),
+        expected_output_shape=SHAPE,
+        expected_num_trainable_weights=num_trainable,
+        expected_num_non_trainable_weights=2,
+        expected_num_non_trainable_variables=2,
+    )
+
+
+def test_config_is_keras_batch_normalization_s():
+    # The round trips are in `test_layer_checks`.
     layer = FusedBatchNormalization(momentum=0.95, epsilon=1e-3, name="bn")
-    config = keras.saving.serialize_keras_object(layer)
-    restored = keras.saving.deserialize_keras_object(config)
-    assert type(restored) is FusedBatchNormalization
-    assert restored.get_config() == layer.get_config()
     assert layer.get_config() == keras.layers.BatchNormalization(
         momentum=0.95, epsilon=1e-3, name="bn"
     ).get_config()

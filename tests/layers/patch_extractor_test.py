@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from layer_checks import run_layer_test
 
 from keras_selfie.layers import PatchExtractor
 
@@ -72,10 +73,20 @@ def test_uint8_keeps_dtype_and_values():
     np.testing.assert_array_equal(_reassemble(patches, 2, 3), images)
 
 
-def test_float32_keeps_dtype():
-    images = _arange_images(1, 16, 16, 3, dtype="float32")
-    patches = PatchExtractor(8)(images)
-    assert keras.backend.standardize_dtype(patches.dtype) == "float32"
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
+def test_layer_checks(dtype):
+    # No weights; float images come out in the compute dtype (float32, or
+    # the 16-bit one of a mixed policy), uint8 ones as uint8.
+    images = _arange_images(2, 8, 12, 2, dtype=dtype)
+    run_layer_test(
+        PatchExtractor,
+        dict(patch_size=4),
+        images,
+        expected_output_shape=(2, 6, 4, 4, 2),
+        expected_num_trainable_weights=0,
+        expected_num_non_trainable_weights=0,
+        expected_num_non_trainable_variables=0,
+    )
 
 
 def test_symbolic_input_keeps_dtype_and_shape():
@@ -152,30 +163,6 @@ def test_compute_output_shape():
         layer.compute_output_shape((None, None, 16, 3))
 
 
-def test_config_round_trip():
-    layer = PatchExtractor(4, name="patches")
-    config = layer.get_config()
-    assert config["patch_size"] == 4
-    restored = PatchExtractor.from_config(config)
-    assert restored.get_config() == config
-
-    images = _arange_images(1, 8, 12, 2)
-    np.testing.assert_array_equal(
-        keras.ops.convert_to_numpy(restored(images)),
-        keras.ops.convert_to_numpy(layer(images)),
-    )
-
-
-def test_serialization_round_trip():
-    layer = PatchExtractor(8)
-    restored = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(layer)
-    )
-    assert isinstance(restored, PatchExtractor)
-    assert restored.get_config() == layer.get_config()
-
-
-def test_has_no_weights():
-    layer = PatchExtractor(8)
-    layer(np.zeros((1, 16, 16, 3), "float32"))
-    assert layer.weights == []
+def test_config_holds_the_patch_size():
+    # The round trips are in `test_layer_checks`.
+    assert PatchExtractor(4).get_config()["patch_size"] == 4

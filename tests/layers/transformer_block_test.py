@@ -3,16 +3,13 @@ import math
 import keras
 import numpy as np
 import pytest
+from layer_checks import randomise_weights
+from layer_checks import run_layer_test
+from layer_checks import to_numpy as _np
 
 from keras_selfie.layers import TransformerBlock
 
 _erf = np.vectorize(math.erf)
-
-
-def _np(x):
-    # Through a tensor: NumPy 2 warns when it reads a Keras variable directly.
-    x = x.numpy() if isinstance(x, keras.Variable) else x
-    return keras.ops.convert_to_numpy(x).astype("float64")
 
 
 def _gelu(x):
@@ -66,17 +63,6 @@ def _reference(block, x, attention_mask=None):
     return _layer_norm(x + hidden, block._output_norm)
 
 
-def _randomise_weights(layer, seed, scale=0.3):
-    # Non-zero biases and non-trivial layer-norm scales, so that a wrong
-    # wiring of any weight shows in the output.
-    rng = np.random.default_rng(seed)
-    values = []
-    for weight in layer.weights:
-        offset = 1.0 if "gamma" in weight.path else 0.0
-        values.append(scale * rng.normal(size=weight.shape) + offset)
-    layer.set_weights([value.astype("float32") for value in values])
-
-
 def _block(seed=0, dim=8, num_heads=2, intermediate_dim=16, **kwargs):
     block = TransformerBlock(
         num_heads=num_heads,
@@ -85,7 +71,7 @@ def _block(seed=0, dim=8, num_heads=2, intermediate_dim=16, **kwargs):
         **kwargs,
     )
     block.build((None, None, dim))
-    _randomise_weights(block, seed)
+    randomise_weights(block, seed)
     return block
 
 
@@ -222,7 +208,6 @@ def test_weight_count(dim, num_heads, intermediate_dim):
     layer_norms = 2 * 2 * dim
     feed_forward = 2 * dim * intermediate_dim + intermediate_dim + dim
     assert block.count_params() == attention + layer_norms + feed_forward
-    assert len(block.trainable_weights) == 16
 
 
 def test_weights_not_initialised_equal():
@@ -252,6 +237,41 @@ def test_weights_not_initialised_equal_with_seeded_initializer():
     )
 
 
+# Not the defaults, so that a round trip that loses one shows.
+LAYER_KWARGS = dict(
+    num_heads=4,
+    intermediate_dim=32,
+    dropout=0.2,
+    activation="relu",
+    layer_norm_epsilon=1e-6,
+    kernel_initializer=keras.initializers.RandomNormal(stddev=0.1),
+)
+
+
+@pytest.mark.parametrize("query", [False, True], ids=["self", "query"])
+def test_layer_checks(query):
+    x = _inputs(17)
+    inputs, shape = x, (2, 5, 8)
+    if query:
+        mask = np.ones((2, 2, 5), bool)
+        mask[0, :, 4] = False
+        inputs = dict(inputs=x, attention_mask=mask, query=x[:, :2])
+        shape = (2, 2, 8)
+    # Kernel and bias of the query, key, value, attention output and both
+    # feed-forward Dense layers (12), gamma and beta of both layer norms
+    # (4); nothing non-trainable; the three Dropout layers (attention
+    # probabilities, both residual branches) hold a seed state each.
+    run_layer_test(
+        TransformerBlock,
+        LAYER_KWARGS,
+        inputs,
+        expected_output_shape=shape,
+        expected_num_trainable_weights=16,
+        expected_num_non_trainable_weights=0,
+        expected_num_non_trainable_variables=3,
+    )
+
+
 def test_output_shape():
     block = _block(seed=9)
     assert block.compute_output_shape((2, 5, 8)) == (2, 5, 8)
@@ -259,41 +279,15 @@ def test_output_shape():
     assert tuple(outputs.shape) == (None, None, 8)
 
 
-def test_config_round_trip():
-    block = TransformerBlock(
-        num_heads=4,
-        intermediate_dim=32,
-        dropout=0.2,
-        activation="relu",
-        layer_norm_epsilon=1e-6,
-        kernel_initializer=keras.initializers.RandomNormal(stddev=0.1),
-        name="block",
-    )
-    config = block.get_config()
-    for key, value in [
-        ("num_heads", 4),
-        ("intermediate_dim", 32),
-        ("dropout", 0.2),
-        ("layer_norm_epsilon", 1e-6),
-    ]:
-        assert config[key] == value
+def test_config_holds_the_arguments():
+    # The round trips are in `test_layer_checks`; these are the values.
+    config = TransformerBlock(**LAYER_KWARGS).get_config()
+    for key in ("num_heads", "intermediate_dim", "dropout",
+                "layer_norm_epsilon"):
+        assert config[key] == LAYER_KWARGS[key], key
     restored = TransformerBlock.from_config(config)
-    assert restored.get_config() == config
     assert restored.activation is keras.activations.relu
     assert restored.kernel_initializer.stddev == 0.1
-
-
-def test_serialization_round_trip_keeps_outputs():
-    block = _block(seed=10)
-    x = _inputs(17)
-    expected = keras.ops.convert_to_numpy(block(x))
-    restored = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(block)
-    )
-    restored.set_weights(block.get_weights())
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(restored(x)), expected, atol=1e-6
-    )
 
 
 def test_query_gives_those_rows_of_the_full_layer():
