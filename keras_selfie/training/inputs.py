@@ -115,19 +115,33 @@ def num_batches(images, batch_size):
         ValueError: if the number of images is unknown or infinite, or
             smaller than `batch_size`.
     """
-    batch_size = check_positive_int("batch_size", batch_size)
     count = int(images.cardinality())
     if count < 0:
         raise ValueError(
             "The number of images is unknown, so one pass cannot be sized; "
             "pass the number of steps per epoch."
         )
-    if count < batch_size:
+    return count // check_batch_fits(images, batch_size)
+
+
+def check_batch_fits(images, batch_size):
+    """Checks that one batch of `batch_size` holds no image twice.
+
+    Returns:
+        `batch_size`, an int > 0.
+
+    Raises:
+        ValueError: if `batch_size` is not an int > 0, or `images` has a
+            known number of images smaller than `batch_size`.
+    """
+    batch_size = check_positive_int("batch_size", batch_size)
+    count = int(images.cardinality())
+    if 0 <= count < batch_size:
         raise ValueError(
             f"Argument `batch_size` must not exceed the number of images "
             f"({count}). Received: batch_size={batch_size}"
         )
-    return count // batch_size
+    return batch_size
 
 
 def pretraining_batches(
@@ -156,6 +170,11 @@ def pretraining_batches(
     Returns:
         A batched `tf.data.Dataset`, or a `tf.distribute.DistributedDataset`
         for several workers.
+
+    Raises:
+        ValueError: if `batch_size` exceeds the known number of images, or
+            `skip_batches` is not an int >= 0 (or not 0 for several
+            workers).
     """
     if isinstance(skip_batches, bool) or not isinstance(skip_batches, int) \
             or skip_batches < 0:
@@ -163,6 +182,9 @@ def pretraining_batches(
             "Argument `skip_batches` must be an integer >= 0. "
             f"Received: skip_batches={skip_batches!r}"
         )
+    # A repeated pipeline would fill a batch larger than the data with
+    # copies of its images, which then serve as each other's distractors.
+    check_batch_fits(images, batch_size)
     options = dict(
         augment=pretraining_augmentation(), repeat=True, seed=seed
     )

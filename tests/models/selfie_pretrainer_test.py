@@ -613,7 +613,7 @@ class TestErrors:
     @pytest.mark.parametrize("stem", ["resnet", None])
     def test_invalid_stem(self, tiny_config, stem):
         with pytest.raises(ValueError, match="stem"):
-            keras_selfie.SelfiePretrainer(**tiny_config, stem=stem)
+            keras_selfie.SelfiePretrainer(**{**tiny_config, "stem": stem})
 
     @pytest.mark.parametrize("width", [-0.5, 0, -1])
     def test_invalid_width(self, tiny_config, width):
