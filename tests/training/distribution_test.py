@@ -34,15 +34,17 @@ def train(
     jit_compile=False,
     loss=None,
     dtype="float64",
+    epochs=2,
 ):
-    """Trains 4 steps from seeded weights; returns losses and weights."""
+    """Trains `epochs` of 2 steps from seeded weights; returns losses and
+    weights."""
     model = seeded_pretrainer(
         config, strategy, dtype=dtype, jit_compile=jit_compile, loss=loss
     )
     data = tf.data.Dataset.from_tensor_slices(random_images()).batch(
         global_batch
     )
-    return fit_and_record(model, data, epochs=2)
+    return fit_and_record(model, data, epochs=epochs)
 
 
 def two_cpus():
@@ -98,17 +100,20 @@ def test_mirrored_equals_single_device_for_the_paper(tiny_config):
     assert_weights_close(mirrored_weights, single_weights)
 
 
-def test_batch_candidates_per_replica_would_differ(tiny_config):
+def test_batch_candidates_per_replica_would_differ(
+    tiny_config, single_device_run
+):
     """Scoring only the replica's own images (no gather) is another loss:
     the gather is what makes the test above pass."""
     import keras_selfie.losses.distractor_softmax_loss as module
 
-    single_losses, _ = train(tiny_config, tf.distribute.get_strategy())
+    single_losses, _ = single_device_run
     originals = module.gather_across_replicas, module.replica_row_offset
     module.gather_across_replicas = lambda values: values
     module.replica_row_offset = lambda local_batch_size: 0
     try:
-        local_losses, _ = train(tiny_config, two_cpus())
+        # The first loss is all the comparison needs.
+        local_losses, _ = train(tiny_config, two_cpus(), epochs=1)
     finally:
         module.gather_across_replicas, module.replica_row_offset = originals
     assert abs(local_losses[0] - single_losses[0]) > 1e-3
@@ -159,13 +164,14 @@ def test_jit_compile_gives_the_same_training(tiny_config, single_device_run):
 
 def test_jit_compile_first_step_loss_in_float32(tiny_config):
     eager_losses, _ = train(
-        tiny_config, tf.distribute.get_strategy(), dtype="float32"
+        tiny_config, tf.distribute.get_strategy(), dtype="float32", epochs=1
     )
     xla_losses, _ = train(
         tiny_config,
         tf.distribute.get_strategy(),
         jit_compile=True,
         dtype="float32",
+        epochs=1,
     )
     # XLA fuses and reorders float32 sums: same split, same weights, a loss
     # equal to a few float32 roundings of the ResNet's activations.
