@@ -87,13 +87,6 @@ def parse_args(argv=None):
     return args
 
 
-def chance_accuracy(pretrainer, batch_size):
-    """Patch accuracy of a guess among the candidates of one query."""
-    if pretrainer.distractors == "batch":
-        return 1 / (pretrainer.num_decoder_patches * batch_size)
-    return 1 / pretrainer.num_decoder_patches
-
-
 TEST_BATCH_SIZE = 256
 
 
@@ -185,7 +178,7 @@ def main(argv=None):
         f"{pretrainer.num_decoder_patches} to predict per image, "
         f"{pretrainer.query!r} query, candidates from the "
         f"{pretrainer.distractors} (test chance = "
-        f"{chance_accuracy(pretrainer, TEST_BATCH_SIZE):.4f}), "
+        f"{pretrainer.chance_patch_accuracy(TEST_BATCH_SIZE):.4f}), "
         f"P = ResNet-50 stages 1-3 at width {args.width} "
         f"(d = {pretrainer.feature_dim}), "
         f"{pretrainer.count_params():,} parameters."
@@ -218,7 +211,9 @@ def main(argv=None):
         "precision": args.precision,
         "train_seconds": round(seconds, 1),
         "formulation": pretrainer.formulation,
-        "chance_patch_accuracy": chance_accuracy(pretrainer, TEST_BATCH_SIZE),
+        "chance_patch_accuracy": pretrainer.chance_patch_accuracy(
+            TEST_BATCH_SIZE
+        ),
         "test_before": before,
         "test_after": after,
         **bought,
@@ -238,7 +233,7 @@ def main(argv=None):
           f"{before['patch_accuracy']:>18.3f}")
     print(f"{'test, after training':24}{after['loss']:>10.3f}"
           f"{after['patch_accuracy']:>18.3f}")
-    print(f"{'chance':24}{'':>10}{results['chance_patch_accuracy']:>18.3f}")
+    print(f"{'chance':24}{'':>10}{results['chance_patch_accuracy']:>18.4f}")
     gain = bought["context_gain"]
     knn = bought["knn_accuracy"]
     print(f"\nWhat pretraining bought ({args.eval_images} held-out test "

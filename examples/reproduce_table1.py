@@ -313,7 +313,10 @@ def pretrain(args, pretrainer, knn_train, knn_test, run_dir):
             seconds / max((args.pretrain_epochs - done) * steps_per_epoch, 1),
             3,
         ),
-        "chance_patch_accuracy": 1 / pretrainer.num_decoder_patches,
+        # Of the training batches the curve's patch accuracy is over.
+        "chance_patch_accuracy": pretrainer.chance_patch_accuracy(
+            args.pretrain_batch_size
+        ),
         "curve": curve,
     }
 
@@ -687,7 +690,7 @@ def main(argv=None):
             f"\nPretext task after {pretraining['steps']} steps: loss "
             f"{pretraining['curve'][-1]['loss']:.3f}, patch accuracy "
             f"{pretraining['curve'][-1]['patch_accuracy']:.3f} (chance "
-            f"{pretraining['chance_patch_accuracy']:.3f}).\n"
+            f"{pretraining['chance_patch_accuracy']:.4f}).\n"
         )
     else:
         pretext = (

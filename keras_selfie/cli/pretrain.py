@@ -272,7 +272,7 @@ def run(args):
         f"Selfie on {dataset or image_folder}: {pretrainer.num_patches} "
         f"patches of {pretrainer.patch_size}x{pretrainer.patch_size}, "
         f"{pretrainer.num_decoder_patches} to predict per image (chance = "
-        f"{1 / pretrainer.num_decoder_patches:.3f}), P = ResNet-50 stages "
+        f"{pretrainer.chance_patch_accuracy(args.batch_size):.4f}), P = ResNet-50 stages "
         f"1-3 at width {args.width} (d = {pretrainer.feature_dim}), "
         f"{pretrainer.count_params():,} parameters; {args.epochs} epochs of "
         f"{steps} steps of batch {args.batch_size} on "

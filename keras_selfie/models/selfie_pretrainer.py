@@ -361,6 +361,21 @@ class SelfiePretrainer(keras.Model):
             )
         }
 
+    def chance_patch_accuracy(self, batch_size):
+        """Patch accuracy of a uniform guess among one query's candidates.
+
+        Args:
+            batch_size: int > 0, the global batch size (batch distractors
+                are gathered from every replica).
+
+        Returns:
+            `1 / M`, or `1 / (batch_size * M)` with `distractors="batch"`.
+        """
+        batch_size = check_positive_int("batch_size", batch_size)
+        if self.distractors == "batch":
+            return 1 / (batch_size * self.num_decoder_patches)
+        return 1 / self.num_decoder_patches
+
     def default_loss(self, dtype=None):
         """The pretext loss of this formulation (`compile`'s default).
 

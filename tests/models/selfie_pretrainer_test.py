@@ -742,3 +742,18 @@ def test_configs_from_before_the_query_argument_load_as_the_paper(
         "temperature": 1.0, "encoder_position_embedding": False,
         "patch_color_jitter": False,
     }
+
+
+@pytest.mark.parametrize(
+    "distractors, expected", [("batch", 1 / (4 * 8)), ("image", 1 / 4)]
+)
+def test_chance_patch_accuracy_counts_one_query_s_candidates(
+    tiny_config, distractors, expected
+):
+    model = keras_selfie.SelfiePretrainer(
+        **tiny_config, distractors=distractors
+    )
+    assert model.num_decoder_patches == 4
+    assert model.chance_patch_accuracy(8) == expected
+    with pytest.raises(ValueError, match="batch_size"):
+        model.chance_patch_accuracy(0)
