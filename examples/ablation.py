@@ -50,6 +50,19 @@ ROWS = {
         dict(query="context", distractors="batch", similarity="cosine",
              temperature=0.1, patch_color_jitter=True),
     ),
+    "context_batch_masked": (
+        "+ the visible patches' features from P on the whole image with "
+        "the masked patches blanked out (MAE/BEiT-style)",
+        dict(query="context", distractors="batch", similarity="cosine",
+             temperature=0.1, context_view="masked_image"),
+    ),
+    "context_batch_masked_both": (
+        "+ the candidates' features also from P on the whole image, with "
+        "the visible patches blanked out",
+        dict(query="context", distractors="batch", similarity="cosine",
+             temperature=0.1, context_view="masked_image",
+             target_view="masked_image"),
+    ),
     "paper_batch": (
         "the paper's query with batch distractors, cosine / 0.1 (what the "
         "context query adds under batch distractors)",

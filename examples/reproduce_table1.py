@@ -102,6 +102,11 @@ def parse_args(argv=None):
         "of every image of the batch")
     add("--similarity", choices=keras_selfie.losses.SIMILARITIES)
     add("--temperature", type=float, help="scores are divided by it")
+    add("--context-view", choices=keras_selfie.models.selfie_pretrainer.VIEWS,
+        help="what P sees for the visible patches: each patch alone, or the "
+        "image with the masked patches blanked out")
+    add("--target-view", choices=keras_selfie.models.selfie_pretrainer.VIEWS,
+        help="the same for the masked (candidate) patches")
     add("--patch-color-jitter", dest="patch_color_jitter",
         action="store_true", default=None,
         help="a random colour distortion for every patch in pretraining "
@@ -234,7 +239,7 @@ def build_pretrainer(args):
     formulation = {
         key: getattr(args, key)
         for key in ("query", "distractors", "similarity", "temperature",
-                    "patch_color_jitter")
+                    "context_view", "target_view", "patch_color_jitter")
         if getattr(args, key) is not None
     }
     return keras_selfie.SelfiePretrainer(

@@ -14,7 +14,6 @@ from keras import ops
 
 from keras_selfie.losses.distractor_softmax_loss import DISTRACTORS
 from keras_selfie.losses.distractor_softmax_loss import distractor_labels
-from keras_selfie.models.selfie_pretrainer import gather_positions
 from keras_selfie.utils.validation import check_choice
 from keras_selfie.utils.validation import check_positive_int
 
@@ -58,7 +57,8 @@ def context_gain(
 
     Args:
         pretrainer: a `SelfiePretrainer` (any model with its
-            `patch_features`, `predict_queries` and `score` methods).
+            `context_features`, `target_features`, `predict_queries` and
+            `score` methods).
         dataset: images, as an array or a `tf.data.Dataset` of images or of
             `(image, label)` pairs, batched or not. Batches of one image
             are skipped (no other image to take the context from).
@@ -99,8 +99,10 @@ def context_gain(
         decoder = ops.convert_to_tensor(
             order[:, pretrainer.num_encoder_patches :], "int32"
         )
-        features = pretrainer.patch_features(images, training=False)
-        targets = ops.cast(gather_positions(features, decoder), "float32")
+        targets = ops.cast(
+            pretrainer.target_features(images, decoder, training=False),
+            "float32",
+        )
         labels = ops.convert_to_numpy(distractor_labels(targets, distractors))
 
         def hits(context):
@@ -113,10 +115,15 @@ def context_gain(
             predicted = np.argmax(ops.convert_to_numpy(logits), axis=-1)
             return int(np.sum(predicted == labels))
 
-        own += hits(features)
+        own += hits(pretrainer.context_features(images, decoder, False))
         # Image b reads the visible patches of image b - 1 (at its own
-        # encoder positions); its candidates stay its own.
-        shuffled += hits(ops.roll(features, 1, axis=0))
+        # encoder positions, the rest of image b - 1 blanked out as
+        # image b's decoder positions are); its candidates stay its own.
+        shuffled += hits(
+            pretrainer.context_features(
+                ops.roll(images, 1, axis=0), decoder, False
+            )
+        )
         total += labels.size
     if not total:
         raise ValueError(

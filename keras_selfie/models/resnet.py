@@ -225,6 +225,26 @@ def patch_network(
     return keras.Model(inputs, outputs, name=name or "patch_network")
 
 
+def feature_map_network(patch_network):
+    """`P` without its final pooling: the same layers and weights.
+
+    Args:
+        patch_network: a patch network from `patch_network`.
+
+    Returns:
+        A functional `keras.Model` sharing `patch_network`'s layers, mapping
+        `(batch, height, width, channels)` to P's last feature map
+        (`conv4_block6_out`), e.g. `(batch, 8, 8, d)` for 32x32 images and
+        the cifar stem.
+    """
+    pooling = patch_network.get_layer("patch_pool")
+    return keras.Model(
+        patch_network.input,
+        pooling.input,
+        name=f"{patch_network.name}_feature_map",
+    )
+
+
 def resnet50(
     input_shape,
     stem="imagenet",

@@ -15,6 +15,7 @@ from keras_selfie.losses.distractor_softmax_loss import check_temperature
 from keras_selfie.losses.distractor_softmax_loss import distractor_labels
 from keras_selfie.losses.distractor_softmax_loss import distractor_logits
 from keras_selfie.models.resnet import feature_dim
+from keras_selfie.models.resnet import feature_map_network
 from keras_selfie.models.resnet import patch_network
 from keras_selfie.utils.distribution import logs_for_multi_worker
 from keras_selfie.utils.distribution import replica_slice_of_global_draw
@@ -30,6 +31,10 @@ from keras_selfie.utils.validation import to_pair
 
 
 QUERIES = ("context", "paper")
+# What `P` sees when it computes the features of the visible (context) and
+# of the masked (target) patches: each patch alone, or the whole image with
+# the other patches blanked out.
+VIEWS = ("patches", "masked_image")
 
 # What each query mode implies for the settings left at `None`. "paper" is
 # PAPER.md exactly; "context" is the configuration measured best in
@@ -40,12 +45,16 @@ QUERY_DEFAULTS = {
         similarity="dot",
         temperature=1.0,
         encoder_position_embedding=False,
+        context_view="patches",
+        target_view="patches",
     ),
     "context": dict(
         distractors="batch",
         similarity="cosine",
         temperature=0.1,
         encoder_position_embedding=True,
+        context_view="patches",
+        target_view="patches",
     ),
 }
 
@@ -196,6 +205,20 @@ class SelfiePretrainer(keras.Model):
             The paper adds position only to the queries (`False`); the
             context query needs to know where the visible patches are
             (`True`). `None`: the query's default.
+        context_view: `"patches"` or `"masked_image"`: what `P` sees when
+            it computes the features of the visible patches. `"patches"`
+            (the paper): each patch alone, as an 8x8 input surrounded by
+            `P`'s zero padding. `"masked_image"` (MAE/BEiT-style masking):
+            the whole image with the decoder patches blanked out (set to 0,
+            the value of `P`'s own padding), each visible patch's feature
+            being the mean of `P`'s feature map over the cells that patch
+            covers. The blanked pixels carry no content, so no query sees a
+            decoder patch; `P` then also learns on whole images with their
+            statistics, which is how fine-tuning uses it. `None`: the
+            query's default.
+        target_view: `"patches"` or `"masked_image"`: the same for the
+            decoder (candidate) patches; `"masked_image"` blanks the
+            encoder patches instead. `None`: the query's default.
         patch_color_jitter: bool. In training, give every patch its own
             random colour distortion (SimCLR's at strength 0.5: brightness,
             contrast, saturation 0.4, hue 0.1, grayscale with probability
@@ -281,6 +304,8 @@ class SelfiePretrainer(keras.Model):
         similarity=None,
         temperature=None,
         encoder_position_embedding=None,
+        context_view=None,
+        target_view=None,
         patch_color_jitter=False,
         synchronized_batch_norm=False,
         position_embedding_initializer=None,
@@ -290,16 +315,15 @@ class SelfiePretrainer(keras.Model):
         super().__init__(**kwargs)
         self.query = check_choice("query", query, QUERIES)
         defaults = QUERY_DEFAULTS[self.query]
-        self.distractors = check_choice(
-            "distractors",
-            defaults["distractors"] if distractors is None else distractors,
-            DISTRACTORS,
-        )
-        self.similarity = check_choice(
-            "similarity",
-            defaults["similarity"] if similarity is None else similarity,
-            SIMILARITIES,
-        )
+
+        def resolve(name, value, choices):
+            # `None` takes the query mode's default.
+            return check_choice(
+                name, defaults[name] if value is None else value, choices
+            )
+
+        self.distractors = resolve("distractors", distractors, DISTRACTORS)
+        self.similarity = resolve("similarity", similarity, SIMILARITIES)
         if temperature is None:
             temperature = (
                 defaults["temperature"]
@@ -311,6 +335,8 @@ class SelfiePretrainer(keras.Model):
             encoder_position_embedding = defaults[
                 "encoder_position_embedding"
             ]
+        self.context_view = resolve("context_view", context_view, VIEWS)
+        self.target_view = resolve("target_view", target_view, VIEWS)
         self.image_size = to_pair("image_size", image_size)
         self.num_channels = check_positive_int("num_channels", num_channels)
         self.patch_extractor = PatchExtractor(
@@ -357,6 +383,8 @@ class SelfiePretrainer(keras.Model):
                 "similarity",
                 "temperature",
                 "encoder_position_embedding",
+                "context_view",
+                "target_view",
                 "patch_color_jitter",
             )
         }
@@ -406,6 +434,10 @@ class SelfiePretrainer(keras.Model):
             dtype=self.dtype_policy,
         )
         self.feature_dim = feature_dim(self.width)
+        self.feature_map_network = None
+        if "masked_image" in (self.context_view, self.target_view):
+            self.feature_map_network = feature_map_network(self.patch_network)
+            self.feature_map_cells = self._check_feature_map_cells()
         self.attention_pooling = AttentionPooling(
             num_layers=self.num_layers,
             num_heads=self.num_heads,
@@ -455,6 +487,40 @@ class SelfiePretrainer(keras.Model):
             dtype=self.dtype_policy,
             name=name,
         )
+
+    def _check_feature_map_cells(self):
+        # `(rows, cols)` of P's feature map over one patch, when the map of
+        # the whole image is the grid of those cells (no cell straddles two
+        # patches).
+        channels = self.num_channels
+
+        def map_size(size):
+            shape = self.feature_map_network.compute_output_shape(
+                (None, *size, channels)
+            )
+            return tuple(shape[1:3])
+
+        cells = map_size((self.patch_size, self.patch_size))
+        whole = map_size(self.image_size)
+        expected = (self.grid_size[0] * cells[0], self.grid_size[1] * cells[1])
+        if min(cells) < 1 or whole != expected:
+            argument = (
+                "context_view"
+                if self.context_view == "masked_image"
+                else "target_view"
+            )
+            raise ValueError(
+                f"`{argument}='masked_image'` reads P's feature map of the "
+                "whole image patch by patch, so every patch must cover "
+                "whole cells of "
+                f"it. With stem={self.stem!r}, a {self.patch_size}x"
+                f"{self.patch_size} patch gives a {cells} map and the "
+                f"{self.image_size} image a {whole} map, not {expected}. Use "
+                "a patch size that is a multiple of P's stride (4 for the "
+                "cifar stem, 16 for the imagenet stem), or the 'patches' "
+                "view."
+            )
+        return cells
 
     def _check_num_decoder_patches(self, value):
         n = self.num_patches
@@ -527,25 +593,128 @@ class SelfiePretrainer(keras.Model):
         order = ops.cast(ops.argsort(is_decoder, axis=-1), "int32")
         return order[:, : self.num_encoder_patches]
 
+    def _patches(self, images, training=None):
+        # (B, N, p, p, C) patches in the compute dtype, each with its own
+        # colour distortion under `patch_color_jitter` in training.
+        images = self._preprocess(images)
+        patches = self.patch_extractor(images)
+        if self.color_jitter is not None and training:
+            flat = ops.reshape(
+                patches,
+                (-1, self.patch_size, self.patch_size, self.num_channels),
+            )
+            flat = ops.cast(self.color_jitter(flat, training=True), flat.dtype)
+            patches = ops.reshape(flat, ops.shape(patches))
+        return patches
+
+    def _features_of_patches(self, patches, training=None):
+        # P on each patch alone: (B, n, p, p, C) -> (B, n, d).
+        count = patches.shape[1]
+        features = self.patch_network(
+            ops.reshape(
+                patches,
+                (-1, self.patch_size, self.patch_size, self.num_channels),
+            ),
+            training=training,
+        )
+        return ops.reshape(features, (-1, count, self.feature_dim))
+
+    def _features_of_masked_images(self, patches, positions, training=None):
+        # P on the whole images with the patches at `positions` (B, n)
+        # blanked out (0, P's padding value), its feature map averaged over
+        # the cells of each patch: (B, N, d).
+        rows, cols = self.grid_size
+        p, channels = self.patch_size, self.num_channels
+        hidden = ops.sum(
+            ops.one_hot(positions, self.num_patches, dtype=patches.dtype),
+            axis=1,
+        )
+        patches = patches * (1 - hidden)[:, :, None, None, None]
+        images = ops.reshape(
+            ops.transpose(
+                ops.reshape(patches, (-1, rows, cols, p, p, channels)),
+                (0, 1, 3, 2, 4, 5),
+            ),
+            (-1, rows * p, cols * p, channels),
+        )
+        feature_map = self.feature_map_network(images, training=training)
+        cell_rows, cell_cols = self.feature_map_cells
+        cells = ops.reshape(
+            feature_map,
+            (-1, rows, cell_rows, cols, cell_cols, self.feature_dim),
+        )
+        return ops.reshape(
+            ops.mean(cells, axis=(2, 4)),
+            (-1, self.num_patches, self.feature_dim),
+        )
+
     def patch_features(self, images, training=None):
-        """Features of every patch of every image: `(batch_size, N, d)`.
+        """Features of every patch of every image, each patch alone:
+        `(batch_size, N, d)`.
 
         One batched call of `P` over all `B * N` patches (the paper's
         "efficient implementation"): a single large convolution per layer.
         uint8 images are scaled to `[0, 1]`. With `patch_color_jitter`, in
         training, every patch first gets its own random colour distortion.
         """
-        images = self._preprocess(images)
-        patches = ops.reshape(
-            self.patch_extractor(images),
-            (-1, self.patch_size, self.patch_size, self.num_channels),
+        return self._features_of_patches(
+            self._patches(images, training), training
         )
-        if self.color_jitter is not None and training:
-            patches = ops.cast(
-                self.color_jitter(patches, training=True), patches.dtype
+
+    def context_features(self, images, decoder_positions, training=None):
+        """`P`'s features of the visible patches, as the queries read them.
+
+        Args:
+            images: `(batch_size, height, width, num_channels)`.
+            decoder_positions: int32 `(batch_size, M)`, the masked
+                positions (blanked out with `context_view="masked_image"`).
+            training: whether `P` runs in training mode.
+
+        Returns:
+            `(batch_size, N, d)`; only the rows at encoder positions are
+            read by `predict_queries` (with `context_view="patches"` the
+            rows at decoder positions hold those patches' features).
+        """
+        return self._context_features(
+            self._patches(images, training), decoder_positions, training
+        )
+
+    def _context_features(self, patches, decoder_positions, training=None):
+        if self.context_view == "patches":
+            return self._features_of_patches(patches, training)
+        return self._features_of_masked_images(
+            patches, decoder_positions, training
+        )
+
+    def target_features(self, images, decoder_positions, training=None):
+        """`P`'s features of the decoder (candidate) patches.
+
+        Args:
+            images: `(batch_size, height, width, num_channels)`.
+            decoder_positions: int32 `(batch_size, M)`.
+            training: whether `P` runs in training mode.
+
+        Returns:
+            `(batch_size, M, d)`, row `j` the patch at `decoder_positions[:,
+            j]`: `P` on that patch alone (`target_view="patches"`) or on
+            the image with the encoder patches blanked out.
+        """
+        patches = self._patches(images, training)
+        return self._target_features(patches, decoder_positions, training)
+
+    def _target_features(self, patches, decoder_positions, training=None):
+        if self.target_view == "patches":
+            p, channels = self.patch_size, self.num_channels
+            flat = ops.reshape(patches, (-1, self.num_patches, p * p * channels))
+            decoder_patches = ops.reshape(
+                gather_positions(flat, decoder_positions),
+                (-1, self.num_decoder_patches, p, p, channels),
             )
-        features = self.patch_network(patches, training=training)
-        return ops.reshape(features, (-1, self.num_patches, self.feature_dim))
+            return self._features_of_patches(decoder_patches, training)
+        features = self._features_of_masked_images(
+            patches, self._complement(decoder_positions), training
+        )
+        return gather_positions(features, decoder_positions)
 
     def predict_queries(
         self, context, encoder_positions, decoder_positions, training=None
@@ -556,10 +725,10 @@ class SelfiePretrainer(keras.Model):
         `context`, never those of the decoder patches.
 
         Args:
-            context: `(batch_size, N, d)` patch features (`patch_features`)
-                whose encoder patches form the context. Pass another
-                image's features to measure what the context contributes
-                (`evaluation.context_gain`).
+            context: `(batch_size, N, d)` patch features
+                (`context_features`) whose encoder patches form the
+                context. Pass another image's features to measure what the
+                context contributes (`evaluation.context_gain`).
             encoder_positions: int32 `(batch_size, N - M)`.
             decoder_positions: int32 `(batch_size, M)`.
             training: whether dropout runs in training mode.
@@ -583,7 +752,7 @@ class SelfiePretrainer(keras.Model):
         return pooled[:, None, :] + positions
 
     def call(self, images, decoder_positions=None, training=None):
-        features = self.patch_features(images, training=training)
+        patches = self._patches(images, training)
         if self.distractors == "batch" and images.shape[0] == 1:
             raise ValueError(
                 "`distractors='batch'` scores each query against the decoder "
@@ -594,17 +763,27 @@ class SelfiePretrainer(keras.Model):
             )
         if decoder_positions is None:
             encoder_positions, decoder_positions = self.sample_split(
-                ops.shape(features)[0]
+                ops.shape(patches)[0]
             )
         else:
             decoder_positions = self._check_decoder_positions(
                 decoder_positions
             )
             encoder_positions = self._complement(decoder_positions)
+        if self.context_view == self.target_view == "patches":
+            # The paper's view: all B * N patches through P in one call.
+            context = self._features_of_patches(patches, training)
+            targets = gather_positions(context, decoder_positions)
+        else:
+            context = self._context_features(
+                patches, decoder_positions, training
+            )
+            targets = self._target_features(
+                patches, decoder_positions, training
+            )
         queries = self.predict_queries(
-            features, encoder_positions, decoder_positions, training=training
+            context, encoder_positions, decoder_positions, training=training
         )
-        targets = gather_positions(features, decoder_positions)
         # Under a mixed-precision policy P and A run in the compute dtype;
         # the scores and the loss stay in float32 (cheap: B * M vectors).
         queries = ops.cast(queries, "float32")
@@ -780,9 +959,11 @@ class SelfiePretrainer(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        # Files saved before `query` existed hold the paper's formulation.
-        if "query" not in config:
-            config = {**config, "query": "paper"}
+        # Files saved before `query` existed hold the paper's formulation;
+        # those saved before the views existed saw every patch alone.
+        config = {"context_view": "patches", "target_view": "patches",
+                  **config}
+        config.setdefault("query", "paper")
         return super().from_config(config)
 
     def get_config(self):
@@ -804,6 +985,8 @@ class SelfiePretrainer(keras.Model):
                 "similarity": self.similarity,
                 "temperature": self.temperature,
                 "encoder_position_embedding": self.encoder_position_embedding,
+                "context_view": self.context_view,
+                "target_view": self.target_view,
                 "patch_color_jitter": self.patch_color_jitter,
                 "synchronized_batch_norm": self.synchronized_batch_norm,
                 "position_embedding_initializer": (

@@ -82,6 +82,8 @@ def test_named_presets_build_their_configuration():
         "similarity": "dot",
         "temperature": 1.0,
         "encoder_position_embedding": False,
+        "context_view": "patches",
+        "target_view": "patches",
         "patch_color_jitter": False,
     }
     tiny = keras_selfie.SelfiePretrainer.from_preset("tiny", seed=3, width=0.25)

@@ -81,12 +81,19 @@ def _run_fresh_python(*args):
     assert result.returncode == 0, result.stderr[-4000:]
 
 
-# The default formulation (context query, batch distractors, cosine), and
-# the paper's with the per-patch colour jitter.
-FORMULATIONS = [{}, {"query": "paper", "patch_color_jitter": True}]
+# The default formulation (context query, batch distractors, cosine), the
+# paper's with the per-patch colour jitter, and both views of P on blanked
+# whole images.
+FORMULATIONS = [
+    {},
+    {"query": "paper", "patch_color_jitter": True},
+    {"context_view": "masked_image", "target_view": "masked_image"},
+]
 
 
-@pytest.fixture(scope="module", params=FORMULATIONS, ids=["context", "paper"])
+@pytest.fixture(
+    scope="module", params=FORMULATIONS, ids=["context", "paper", "masked"]
+)
 def saved(tmp_path_factory, request):
     """A tiny pretrainer after two steps, saved, and loaded elsewhere."""
     tmp_path = tmp_path_factory.mktemp("saving")

@@ -146,6 +146,12 @@ def context_model():
     return _grid_model()
 
 
+@pytest.fixture(scope="module")
+def masked_model():
+    """The default, with both views from P on blanked whole images."""
+    return _grid_model(context_view="masked_image", target_view="masked_image")
+
+
 def _patches_of(image):
     # Row-major patches of a 24x40 image: patch i at row i // 5, column i % 5.
     return image.reshape(3, 8, 5, 8, 3).transpose(0, 2, 1, 3, 4).reshape(
@@ -253,13 +259,16 @@ class TestForwardPass:
             _np(outputs["logits"]), logits, rtol=1e-4, atol=1e-4
         )
 
-    @pytest.mark.parametrize("fixture", ["model", "context_model"])
+    @pytest.mark.parametrize(
+        "fixture", ["model", "context_model", "masked_model"]
+    )
     def test_queries_never_see_decoder_content(self, fixture, request):
         model = request.getfixturevalue(fixture)
         images = _images((2, 24, 40, 3), seed=2)
         positions = np.array([[6, 12, 2], [0, 1, 14]], dtype="int32")
-        base = _np(model(images, decoder_positions=positions,
-                         training=False)["queries"])
+        base_outputs = model(images, decoder_positions=positions,
+                             training=False)
+        base = _np(base_outputs["queries"])
         # Patch 12 (row 2, column 2) of image 0 is a decoder patch.
         changed = images.copy()
         changed[0, 16:24, 16:24] = 1.0 - changed[0, 16:24, 16:24]
@@ -270,11 +279,16 @@ class TestForwardPass:
         # BERT's small weights, so by little), image 1's not at all.
         changed = images.copy()
         changed[0, 16:24, 24:32] = 1.0 - changed[0, 16:24, 24:32]
-        out = _np(model(changed, decoder_positions=positions,
-                        training=False)["queries"])
+        outputs = model(changed, decoder_positions=positions, training=False)
+        out = _np(outputs["queries"])
         assert np.abs(out[0] - base[0]).min() > 0
         assert np.abs(out[0] - base[0]).max() > 1e-5
         np.testing.assert_array_equal(out[1], base[1])
+        # Nor do the candidates see the visible patches (with the masked
+        # image view, patch 13 is blanked out of theirs).
+        np.testing.assert_array_equal(
+            _np(outputs["targets"]), _np(base_outputs["targets"])
+        )
 
     def test_encoder_sees_only_encoder_patches(self, model):
         images = _images((1, 24, 40, 3), seed=2)
@@ -300,6 +314,73 @@ class TestForwardPass:
         assert not np.allclose(_np(out["queries"]), _np(base["queries"]))
         np.testing.assert_array_equal(
             _np(out["targets"]), _np(base["targets"])
+        )
+
+    def test_masked_image_views_equal_the_blanked_image_by_hand(
+        self, masked_model
+    ):
+        model = masked_model
+        # P's map of a 24x40 image is 6x10: 2x2 cells per 8x8 patch.
+        assert model.feature_map_cells == (2, 2)
+        images = _images((2, 24, 40, 3), seed=5)
+        positions = np.array([[14, 0, 7], [3, 10, 5]], dtype="int32")
+        outputs = model(images, decoder_positions=positions, training=False)
+
+        def cell_features(image, blanked):
+            image = image.copy()
+            for position in blanked:
+                row, column = divmod(int(position), 5)
+                image[8 * row : 8 * row + 8, 8 * column : 8 * column + 8] = 0
+            feature_map = _np(
+                model.feature_map_network(image[None], training=False)
+            )[0]
+            assert feature_map.shape == (6, 10, 128)
+            return feature_map.reshape(3, 2, 5, 2, 128).mean((1, 3)).reshape(
+                15, 128
+            )
+
+        contexts, targets = [], []
+        for b in range(2):
+            decoder = positions[b]
+            encoder = [i for i in range(15) if i not in decoder]
+            contexts.append(cell_features(images[b], decoder))
+            targets.append(cell_features(images[b], encoder)[decoder])
+        encoder_positions = model._complement(positions)
+        queries = model.predict_queries(
+            np.stack(contexts), encoder_positions, positions, training=False
+        )
+        np.testing.assert_allclose(
+            _np(outputs["targets"]), np.stack(targets), rtol=1e-5, atol=1e-5
+        )
+        np.testing.assert_allclose(
+            _np(outputs["queries"]), _np(queries), rtol=1e-5, atol=1e-5
+        )
+        # The public methods give the same features.
+        np.testing.assert_allclose(
+            _np(model.target_features(images, positions, training=False)),
+            np.stack(targets), rtol=1e-5, atol=1e-5,
+        )
+        context = _np(model.context_features(images, positions, False))
+        for b in range(2):
+            np.testing.assert_allclose(
+                context[b], contexts[b], rtol=1e-5, atol=1e-5
+            )
+
+    def test_masked_context_with_patch_targets(self):
+        model = _grid_model(context_view="masked_image")
+        assert model.target_view == "patches"
+        images = _images((2, 24, 40, 3), seed=6)
+        positions = np.array([[4, 11, 8], [0, 1, 2]], dtype="int32")
+        targets = _np(
+            model(images, decoder_positions=positions, training=False)[
+                "targets"
+            ]
+        )
+        alone = _np(
+            model.patch_network(_patches_of(images[0]), training=False)
+        )
+        np.testing.assert_allclose(
+            targets[0], alone[positions[0]], rtol=1e-5, atol=1e-5
         )
 
     def test_order_of_decoder_positions(self, model):
@@ -740,8 +821,18 @@ def test_configs_from_before_the_query_argument_load_as_the_paper(
     assert restored.formulation == {
         "query": "paper", "distractors": "image", "similarity": "dot",
         "temperature": 1.0, "encoder_position_embedding": False,
+        "context_view": "patches", "target_view": "patches",
         "patch_color_jitter": False,
     }
+
+
+def test_configs_from_before_the_views_load_with_patch_views(tiny_config):
+    config = keras_selfie.SelfiePretrainer(**tiny_config).get_config()
+    del config["context_view"], config["target_view"]
+    restored = keras_selfie.SelfiePretrainer.from_config(config)
+    assert (restored.context_view, restored.target_view) == (
+        "patches", "patches"
+    )
 
 
 @pytest.mark.parametrize(

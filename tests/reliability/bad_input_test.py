@@ -64,6 +64,19 @@ def with_bad_value(value, count=4):
         ({"similarity": "l1"}, r"similarity.*\['dot', 'cosine'\]"),
         ({"temperature": 0}, "temperature.*> 0.*temperature=0"),
         ({"temperature": -0.5}, "temperature=-0.5"),
+        (
+            {"context_view": "image"},
+            r"context_view.*\['patches', 'masked_image'\].*"
+            "context_view='image'",
+        ),
+        ({"target_view": None, "context_view": 1}, "context_view=1"),
+        ({"target_view": "pixels"}, "target_view='pixels'"),
+        # P's map of a 6x6 patch is 2x2, of the 24x24 image 6x6, not 4x4:
+        # a patch would straddle cells.
+        (
+            {"image_size": 24, "patch_size": 6, "target_view": "masked_image"},
+            "target_view='masked_image'.*multiple of P's stride",
+        ),
     ],
 )
 def test_pretrainer_arguments(kwargs, match):
