@@ -20,9 +20,6 @@ import argparse
 import json
 import os
 import pathlib
-import time
-
-import keras
 
 import keras_selfie
 from keras_selfie import training
@@ -96,15 +93,23 @@ def cifar10_test_images(split, data_dir=None):
                                           training=False)
 
 
-def build_pretrainer(args):
-    return keras_selfie.SelfiePretrainer.from_preset(
-        args.preset,
+def model_config(args):
+    """The `SelfiePretrainer` arguments the flags override (None: the
+    preset's)."""
+    return dict(
         width=args.width,
         num_layers=args.num_layers,
         num_heads=args.num_heads,
         intermediate_dim=args.intermediate_dim,
-        seed=args.seed,
         dtype=args.precision,
+    )
+
+
+def build_pretrainer(args):
+    """A fresh pretrainer of the run's configuration and seed: the trained
+    one's starting point."""
+    return training.build_pretrainer(
+        args.preset, seed=args.seed, **model_config(args)
     )
 
 
@@ -141,73 +146,42 @@ def what_pretraining_bought(args, pretrainer):
 
 def main(argv=None):
     args = parse_args(argv)
-    keras.utils.set_random_seed(args.seed)
     output_dir = pathlib.Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-
-    epochs, steps_per_epoch = args.epochs, args.steps_per_epoch
-    # Resuming: the epochs the backup holds are skipped in the (seeded,
-    # repeated) batches, so the run goes on with the data it would have had.
-    done = training.backup_epoch(output_dir / training.callbacks.BACKUP_DIR)
-    training.trim_history(output_dir / training.callbacks.HISTORY_CSV, done)
-    if done:
-        print(f"Resuming from the backup in {output_dir / 'backup'}: "
-              f"epoch {done} of {epochs} done.")
-    # The paper's augmentation: pad 4 pixels, random crop back, flip.
-    train = training.pretraining_batches(
+    test = cifar10_test_images(f"test[:{args.eval_images}]", args.data_dir)
+    # Before training: a fresh model of the same seed starts from the same
+    # weights and draws the same masked positions.
+    fresh = build_pretrainer(args)
+    fresh.compile()  # for `evaluate`: the pretext loss and patch accuracy
+    before = fresh.evaluate(test, verbose=0, return_dict=True)
+    # The paper's augmentation (pad 4 pixels, random crop back, flip) and a
+    # resumable run: a killed run continues from its last epoch.
+    run = training.run_pretraining(
         keras_selfie.data.load_tfds("cifar10", "train",
                                     data_dir=args.data_dir),
-        args.batch_size,
+        output_dir,
+        preset=args.preset,
+        config=model_config(args),
+        **keras_selfie.presets.pretraining_arguments(args),
         seed=args.seed,
-        skip_batches=done * steps_per_epoch,
-    )
-    test = cifar10_test_images(f"test[:{args.eval_images}]", args.data_dir)
-
-    pretrainer = build_pretrainer(args)
-    optimizer = keras_selfie.optimizers.make_optimizer(
-        args.optimizer,
-        args.learning_rate,
-        args.weight_decay,
-        total_steps=steps_per_epoch * epochs,
-        warmup_steps=steps_per_epoch * args.warmup_epochs,
-    )
-    pretrainer.compile(optimizer=optimizer)
-    print(
-        f"Selfie on CIFAR-10: {pretrainer.num_patches} patches of "
-        f"{pretrainer.patch_size}x{pretrainer.patch_size}, "
-        f"{pretrainer.num_decoder_patches} to predict per image, "
-        f"{pretrainer.query!r} query, candidates from the "
-        f"{pretrainer.distractors} (test chance = "
-        f"{pretrainer.chance_patch_accuracy(TEST_BATCH_SIZE):.4f}), "
-        f"P = ResNet-50 stages 1-3 at width {args.width} "
-        f"(d = {pretrainer.feature_dim}), "
-        f"{pretrainer.count_params():,} parameters."
-    )
-    before = pretrainer.evaluate(test, verbose=0, return_dict=True)
-    start = time.time()
-    pretrainer.fit(
-        train,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
         validation_data=test,
-        callbacks=training.training_callbacks(output_dir, checkpoint=False),
+        checkpoint=False,
         verbose=2,
+        data_name="CIFAR-10",
     )
-    seconds = time.time() - start
+    pretrainer, seconds = run.pretrainer, run.seconds
     after = pretrainer.evaluate(test, verbose=0, return_dict=True)
     bought = what_pretraining_bought(args, pretrainer)
 
-    pretrainer_path = output_dir / "selfie_pretrainer.keras"
-    pretrainer.save(pretrainer_path)
+    pretrainer_path = run.files["the pretrained model"]
     resnet = keras_selfie.transfer_to_resnet50(
         pretrainer, classes=10, classifier_activation=None
     )
     resnet_path = output_dir / "resnet50_from_selfie.keras"
     resnet.save(resnet_path)
     results = {
-        "steps": steps_per_epoch * epochs,
-        "batch_size": args.batch_size,
-        "width": args.width,
+        "steps": run.steps,
+        "batch_size": run.batch_size,
+        "width": pretrainer.width,
         "precision": args.precision,
         "train_seconds": round(seconds, 1),
         "formulation": pretrainer.formulation,
@@ -218,9 +192,7 @@ def main(argv=None):
         "test_after": after,
         **bought,
         # Every epoch, those of runs before a resume included.
-        "history": training.read_history(
-            output_dir / training.callbacks.HISTORY_CSV
-        ),
+        "history": run.history,
         "pretrainer": str(pretrainer_path),
         "resnet50": str(resnet_path),
     }

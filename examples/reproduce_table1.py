@@ -235,71 +235,45 @@ def estimate_seconds(args, train_size=50_000):
             "total": round(pretrain + finetune)}
 
 
-def build_pretrainer(args):
-    formulation = {
+def model_config(args):
+    """The `SelfiePretrainer` arguments the flags set (unset: the
+    preset's, or the defaults the query mode implies)."""
+    return {
         key: getattr(args, key)
-        for key in ("query", "distractors", "similarity", "temperature",
+        for key in ("width", "num_layers", "num_heads", "intermediate_dim",
+                    "query", "distractors", "similarity", "temperature",
                     "context_view", "target_view", "patch_color_jitter")
-        if getattr(args, key) is not None
     }
-    return keras_selfie.SelfiePretrainer(
-        image_size=IMAGE_SIZE,
-        patch_size=PATCH_SIZE,
-        stem="cifar",
-        width=args.width,
-        num_layers=args.num_layers,
-        num_heads=args.num_heads,
-        intermediate_dim=args.intermediate_dim,
-        seed=args.seed,
-        **formulation,
+
+
+def build_pretrainer(args):
+    return training.build_pretrainer(
+        args.preset, seed=args.seed, **model_config(args)
     )
 
 
-def pretrain(args, pretrainer, knn_train, knn_test, run_dir):
+def pretrain(args, knn_train, knn_test, run_dir):
     """Pretrains, backing up every epoch to `run_dir`: a killed run resumes
     at its last completed epoch, with the batches it would have had."""
-    steps_per_epoch = args.pretrain_steps_per_epoch or (
-        50_000 // args.pretrain_batch_size
-    )
-    done = training.backup_epoch(run_dir / training.callbacks.BACKUP_DIR)
-    training.trim_history(run_dir / training.callbacks.HISTORY_CSV, done)
-    if done:
-        print(f"  resuming from the backup in {run_dir}: epoch {done} of "
-              f"{args.pretrain_epochs} done")
-    train = training.pretraining_batches(
+    run = training.run_pretraining(
         data.load_tfds("cifar10", "train", data_dir=args.data_dir),
-        args.pretrain_batch_size,
+        run_dir,
+        preset=args.preset,
+        config=model_config(args),
+        # The preset's optimizer (SGD); steps per epoch None: one pass
+        # over the 50,000 train images.
+        **keras_selfie.presets.pretraining_arguments(args, "pretrain_"),
         seed=args.seed,
-        skip_batches=done * steps_per_epoch,
-    )
-    total = args.pretrain_epochs * steps_per_epoch
-    warmup = min(args.pretrain_warmup_epochs * steps_per_epoch, total - 1)
-    pretrainer.compile(
-        optimizer=keras_selfie.optimizers.make_optimizer(
-            "sgd",
-            args.pretrain_learning_rate,
-            args.pretrain_weight_decay,
-            total_steps=total,
-            warmup_steps=warmup,
-        ),
+        monitors=[evaluation.KNNMonitor(
+            knn_train, knn_test, every_n_epochs=args.knn_every
+        )],
+        log_keys=("knn_accuracy",),
+        checkpoint=False,
         run_eagerly=args.run_eagerly,
-    )
-    monitor = evaluation.KNNMonitor(
-        knn_train, knn_test, every_n_epochs=args.knn_every
-    )
-    start = time.time()
-    pretrainer.fit(
-        train,
-        epochs=args.pretrain_epochs,
-        steps_per_epoch=steps_per_epoch,
-        callbacks=training.training_callbacks(
-            run_dir, monitors=[monitor], log_keys=("knn_accuracy",),
-            checkpoint=False,
-        ),
         verbose=args.verbose,
+        data_name="CIFAR-10",
     )
-    seconds = time.time() - start
-    history = training.read_history(run_dir / training.callbacks.HISTORY_CSV)
+    history = run.history
     curve = [
         {
             "epoch": epoch + 1,
@@ -307,20 +281,21 @@ def pretrain(args, pretrainer, knn_train, knn_test, run_dir):
             "patch_accuracy": float(history["patch_accuracy"][epoch]),
             "knn_accuracy": _number(history.get("knn_accuracy"), epoch),
         }
-        for epoch in range(args.pretrain_epochs)
+        for epoch in range(run.epochs)
     ]
-    return {
-        "steps": total,
-        "steps_per_epoch": steps_per_epoch,
+    done = run.resumed_at_epoch
+    return run.pretrainer, {
+        "steps": run.steps,
+        "steps_per_epoch": run.steps_per_epoch,
         "resumed_at_epoch": done,
-        "seconds": round(seconds, 1),
+        "seconds": round(run.seconds, 1),
         "seconds_per_step": round(
-            seconds / max((args.pretrain_epochs - done) * steps_per_epoch, 1),
+            run.seconds / max((run.epochs - done) * run.steps_per_epoch, 1),
             3,
         ),
         # Of the training batches the curve's patch accuracy is over.
-        "chance_patch_accuracy": pretrainer.chance_patch_accuracy(
-            args.pretrain_batch_size
+        "chance_patch_accuracy": run.pretrainer.chance_patch_accuracy(
+            run.batch_size
         ),
         "curve": curve,
     }
@@ -587,8 +562,8 @@ def main(argv=None):
     else:
         print("\n== 1. Selfie pretraining on the unlabeled CIFAR-10 train "
               "split")
-        progress["pretraining"] = pretrain(
-            args, pretrainer, knn_train, knn_test, output_dir / "pretraining"
+        pretrainer, progress["pretraining"] = pretrain(
+            args, knn_train, knn_test, output_dir / "pretraining"
         )
     pretraining = progress["pretraining"]
     pretraining["formulation"] = pretrainer.formulation

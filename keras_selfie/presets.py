@@ -269,3 +269,22 @@ def fill_arguments(namespace, name, pretraining_prefix=""):
         if hasattr(namespace, key) and getattr(namespace, key) is None:
             setattr(namespace, key, value)
     return namespace
+
+
+def pretraining_arguments(namespace, prefix=""):
+    """The run settings (the keys of `DEFAULT_PRETRAINING`) of a namespace.
+
+    What command lines pass to `training.run_pretraining`: the attribute
+    `prefix + key` of `namespace` for every key, `None` where it is absent.
+
+    Args:
+        namespace: an `argparse.Namespace` (or any object with attributes).
+        prefix: put before the keys, e.g. `"pretrain_"`.
+
+    Returns:
+        A dict from key (`epochs`, `batch_size`, ...) to value.
+    """
+    return {
+        key: getattr(namespace, prefix + key, None)
+        for key in DEFAULT_PRETRAINING
+    }

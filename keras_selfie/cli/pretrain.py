@@ -1,8 +1,6 @@
 """`keras-selfie pretrain`: Selfie pretraining that resumes after a kill."""
 
 import os
-import shutil
-import time
 
 from keras_selfie.cli import common
 
@@ -175,63 +173,27 @@ def _knn_monitor(args, dataset, image_folder):
 
 
 def run(args):
-    import tensorflow as tf
-
-    from keras_selfie import optimizers
     from keras_selfie import presets
     from keras_selfie import training
-    from keras_selfie.models.selfie_pretrainer import SelfiePretrainer
-    from keras_selfie.utils.distribution import get_strategy
-    from keras_selfie.visualization import plot_training_curves
 
+    # Unset flags take the preset's values (the image size is needed to
+    # read a folder).
     presets.fill_arguments(args, args.preset)
-    training.set_seed(args.seed, args.deterministic)
-    strategy = get_strategy(args.strategy)
-    output_dir = args.output_dir
-    multi_worker = isinstance(
-        strategy, tf.distribute.MultiWorkerMirroredStrategy
-    )
-    if multi_worker and strategy.cluster_resolver.task_id != 0:
-        # Every worker saves (the saves hold collective ops); only the chief
-        # (worker 0) writes to --output-dir, the others beside it.
-        output_dir = os.path.join(
-            output_dir, f"worker{strategy.cluster_resolver.task_id}"
-        )
-    backup_dir = os.path.join(output_dir, training.callbacks.BACKUP_DIR)
-    history_csv = os.path.join(output_dir, training.callbacks.HISTORY_CSV)
-    if args.no_resume:
-        shutil.rmtree(backup_dir, ignore_errors=True)
-        if os.path.exists(history_csv):
-            os.remove(history_csv)
     dataset, image_folder = common.data_source(args)
     images = training.load_images(
         dataset, image_folder, args.split, args.image_size,
         data_dir=args.data_dir,
     )
-    steps = args.steps_per_epoch or training.num_batches(
-        images, args.batch_size
-    )
-    total_steps = args.epochs * steps
-    done = training.backup_epoch(backup_dir)
-    if done:
-        print(f"Resuming from the backup in {backup_dir}: epoch {done} of "
-              f"{args.epochs} done, continuing at step {done * steps + 1} "
-              f"of {total_steps}.")
-    else:
-        print(f"Starting a new run in {output_dir}.")
-    training.trim_history(history_csv, done)
-    train = training.pretraining_batches(
-        images, args.batch_size, seed=args.seed,
-        # Several workers restart their shards on resume (documented).
-        skip_batches=0 if multi_worker else done * steps,
-        strategy=strategy,
-    )
-
-    with strategy.scope():
-        # Unset options (None: neither the flag nor the preset says) keep
-        # SelfiePretrainer's defaults.
-        pretrainer = SelfiePretrainer(**{
-            name: value for name, value in dict(
+    monitors = []
+    if args.knn_every:
+        monitor = _knn_monitor(args, dataset, image_folder)
+        monitors = [monitor] if monitor else []
+    try:
+        run = training.run_pretraining(
+            images,
+            args.output_dir,
+            preset=args.preset,
+            config=dict(
                 image_size=args.image_size,
                 patch_size=args.patch_size,
                 num_decoder_patches=args.num_decoder_patches,
@@ -241,80 +203,43 @@ def run(args):
                 num_layers=args.num_layers,
                 num_heads=args.num_heads,
                 intermediate_dim=args.intermediate_dim,
-                synchronized_batch_norm=args.synchronized_batch_norm,
+                synchronized_batch_norm=args.synchronized_batch_norm or None,
                 dtype=args.precision,
-                seed=args.seed,
-            ).items() if value is not None
-        })
-        pretrainer.compile(
-            optimizer=optimizers.make_optimizer(
-                args.optimizer,
-                args.learning_rate,
-                args.weight_decay,
-                total_steps=total_steps,
-                warmup_steps=min(args.warmup_epochs * steps, total_steps - 1),
             ),
+            **presets.pretraining_arguments(args),
+            seed=args.seed,
+            deterministic=args.deterministic,
+            strategy=args.strategy,
+            resume=not args.no_resume,
+            monitors=monitors,
+            log_keys=("knn_accuracy",) if monitors else (),
+            backup_every_steps=args.backup_every_steps,
+            tensorboard=args.tensorboard,
+            plot_curves=True,
             jit_compile=True if args.jit_compile else "auto",
             run_eagerly=args.run_eagerly,
-        )
-    monitors = []
-    if args.knn_every:
-        monitor = _knn_monitor(args, dataset, image_folder)
-        monitors = [monitor] if monitor else []
-    callbacks = training.training_callbacks(
-        output_dir,
-        backup_every_steps=args.backup_every_steps,
-        monitors=monitors,
-        log_keys=("knn_accuracy",) if monitors else (),
-        tensorboard=args.tensorboard,
-    )
-    print(
-        f"Selfie on {dataset or image_folder}: {pretrainer.num_patches} "
-        f"patches of {pretrainer.patch_size}x{pretrainer.patch_size}, "
-        f"{pretrainer.num_decoder_patches} to predict per image (chance = "
-        f"{pretrainer.chance_patch_accuracy(args.batch_size):.4f}), P = ResNet-50 stages "
-        f"1-3 at width {args.width} (d = {pretrainer.feature_dim}), "
-        f"{pretrainer.count_params():,} parameters; {args.epochs} epochs of "
-        f"{steps} steps of batch {args.batch_size} on "
-        f"{strategy.num_replicas_in_sync} replica(s)."
-    )
-    start = time.time()
-    try:
-        pretrainer.fit(
-            train,
-            epochs=args.epochs,
-            steps_per_epoch=steps,
-            callbacks=callbacks,
             verbose=_verbose(args.verbose),
+            data_name=dataset or image_folder,
         )
     except training.DivergenceError as error:
         raise common.CommandError(
             f"{error} (--learning-rate)", status=1
         ) from None
-    seconds = time.time() - start
-    steps_done = int(pretrainer.optimizer.iterations.numpy())
-    pretrainer_path = os.path.join(output_dir, "selfie_pretrainer.keras")
-    pretrainer.save(pretrainer_path)
-    history = training.read_history(history_csv)
-    history_json = common.write_json(
-        os.path.join(output_dir, "history.json"), history
-    )
-    curves_path = os.path.join(output_dir, "training_curves.png")
-    plot_training_curves(history, curves_path)
+    history = run.history
     last = [f"{key} {history[key][-1]:.4f}"
             for key in ("loss", "patch_accuracy", "knn_accuracy")
             if history.get(key) and history[key][-1] is not None]
+    steps_done = int(run.pretrainer.optimizer.iterations.numpy())
     print(f"\nSelfie pretraining done: {steps_done} steps in total, "
-          f"{seconds / 60:.1f} min in this run. Last epoch: "
+          f"{run.seconds / 60:.1f} min in this run. Last epoch: "
           + ", ".join(last))
-    common.print_written([
-        ("the pretrained model", pretrainer_path),
-        ("the last completed epoch", os.path.join(
-            output_dir, training.callbacks.CHECKPOINT_PATH)),
-        ("loss and accuracies per epoch", history_csv),
-        ("the same, as JSON", history_json),
-        ("training curves", curves_path),
-    ] + ([("TensorBoard logs", os.path.join(
-        output_dir, training.callbacks.TENSORBOARD_DIR))]
-        if args.tensorboard else []))
-    return pretrainer
+    files = dict(run.files)
+    files["the last completed epoch"] = os.path.join(
+        run.output_dir, training.callbacks.CHECKPOINT_PATH
+    )
+    if args.tensorboard:
+        files["TensorBoard logs"] = os.path.join(
+            run.output_dir, training.callbacks.TENSORBOARD_DIR
+        )
+    common.print_written(list(files.items()))
+    return run.pretrainer

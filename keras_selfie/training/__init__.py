@@ -1,4 +1,10 @@
-"""Pieces of a pretraining run shared by the command line and the examples.
+"""Pretraining runs, for the command line, the examples and users.
+
+- `run_pretraining`: one resumable run from a preset to a saved model
+  (strategy, output folder, resume, build, compile, fit, save);
+  `build_pretrainer` makes the model of a preset with overrides.
+
+The pieces it is made of:
 
 - `training_callbacks`: resumable runs (`BackupAndRestore` with random
   state, `ModelCheckpoint`, `TerminateOnNaN`, a restart-proof
@@ -14,17 +20,11 @@
 Example:
 
 ```python
-from keras_selfie import optimizers
 from keras_selfie import training
 
 images = training.load_images(dataset="cifar10")
-done = training.backup_epoch("runs/selfie/backup")
-train = training.pretraining_batches(images, 128, seed=0,
-                                     skip_batches=done * 390)
-pretrainer.compile(optimizer=optimizers.make_optimizer(
-    "sgd", weight_decay=1e-4, total_steps=100 * 390, warmup_steps=5 * 390))
-pretrainer.fit(train, epochs=100, steps_per_epoch=390,
-               callbacks=training.training_callbacks("runs/selfie"))
+run = training.run_pretraining(images, "runs/selfie", preset="cpu")
+run.pretrainer.save_to_preset("selfie_cpu")   # killed? rerun: it resumes
 ```
 """
 
@@ -41,4 +41,7 @@ from keras_selfie.training.inputs import labeled_splits
 from keras_selfie.training.inputs import load_images
 from keras_selfie.training.inputs import num_batches
 from keras_selfie.training.inputs import pretraining_batches
+from keras_selfie.training.run import PretrainingRun
+from keras_selfie.training.run import build_pretrainer
+from keras_selfie.training.run import run_pretraining
 from keras_selfie.training.seeding import set_seed

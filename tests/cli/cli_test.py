@@ -261,17 +261,21 @@ def test_export_patch_network_computes_the_pretrainer_s_features(
     ours = network.predict(
         keras.ops.reshape(patches, (-1, 8, 8, 3)), verbose=0
     ).reshape(2, 16, 128)
-    expected = pretrainer.patch_features(images, training=False)
-    np.testing.assert_allclose(
-        ours, keras.ops.convert_to_numpy(expected), rtol=1e-5, atol=1e-6
+    expected = keras.ops.convert_to_numpy(
+        pretrainer.patch_features(images, training=False)
     )
+    # Float32 rounding, which the order of the sums (graph or eager, the
+    # kernels oneDNN picks) changes, scales with the largest features
+    # (~100 after training): measured up to 1.6e-5 on features of 0.7.
+    atol = 1e-6 * np.abs(expected).max()
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=atol)
     # On whole images, as evaluation and transfer use it.
     np.testing.assert_allclose(
         network.predict(images / 255.0, verbose=0),
         keras.ops.convert_to_numpy(
             pretrainer.patch_network(images / 255.0, training=False)
         ),
-        rtol=1e-5, atol=1e-6,
+        rtol=1e-5, atol=atol,
     )
 
 
