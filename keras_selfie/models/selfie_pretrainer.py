@@ -35,6 +35,9 @@ QUERIES = ("context", "paper")
 # of the masked (target) patches: each patch alone, or the whole image with
 # the other patches blanked out.
 VIEWS = ("patches", "masked_image")
+# The dtype policies `dtype=` is documented for: float32, or 16-bit P and A
+# with float32 weights, scores and loss.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 # What each query mode implies for the settings left at `None`. "paper" is
 # PAPER.md exactly; "context" is the configuration measured best in
