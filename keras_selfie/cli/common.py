@@ -42,6 +42,14 @@ positive_float = _number(float, lambda value: value > 0, "a number > 0")
 non_negative_float = _number(float, lambda value: value >= 0, "a number >= 0")
 fraction = _number(float, lambda value: 0 < value <= 1, "a number in (0, 1]")
 
+# Keras' `verbose` of `fit` and `evaluate`, as `--verbose` spells it.
+VERBOSITIES = ("auto", "0", "1", "2")
+
+
+def verbosity(value):
+    """Keras' `verbose` from a `--verbose` value: `"auto"` or an int."""
+    return value if value == "auto" else int(value)
+
 
 def add_subparser(subparsers, name, help, description):
     """A subcommand's parser, showing defaults and the description as is."""

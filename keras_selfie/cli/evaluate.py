@@ -1,7 +1,5 @@
 """`keras-selfie evaluate`: kNN and linear-probe accuracy of frozen P."""
 
-import os
-
 from keras_selfie.cli import common
 
 HELP = "measure the pretrained features: kNN and linear-probe accuracy"
@@ -16,13 +14,16 @@ Example:
   keras-selfie evaluate --pretrained runs/selfie/selfie_pretrainer.keras \\
       --dataset cifar10 --method both"""
 
+# What `--method` measures: the kNN vote, the linear probe or both.
+METHODS = ("knn", "linear", "both")
+
 
 def add_parser(subparsers):
     parser = common.add_subparser(subparsers, "evaluate", HELP, DESCRIPTION)
     common.add_pretrained_argument(parser)
     common.add_data_arguments(parser, test_split=True, labeled=True)
     add = parser.add_argument_group("evaluation").add_argument
-    add("--method", choices=("knn", "linear", "both"), default="both")
+    add("--method", choices=METHODS, default="both")
     add("--train-images", type=common.positive_int, default=10000,
         help="labeled training images (kNN memory bank, probe training)")
     add("--test-images", type=common.positive_int, default=10000,

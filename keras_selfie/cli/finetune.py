@@ -58,7 +58,7 @@ def add_parser(subparsers):
     add("--run-eagerly", action="store_true",
         help="no tf.function (debugging; no tracing)")
     add("--output-dir", default="runs/finetune", metavar="DIR")
-    add("--verbose", choices=("auto", "0", "1", "2"), default="auto")
+    add("--verbose", choices=common.VERBOSITIES, default="auto")
     parser.set_defaults(run=run)
     return parser
 
@@ -111,7 +111,7 @@ def run(args):
         weight_decay=args.weight_decay,
         warmup_epochs=min(args.warmup_epochs, args.epochs - 1),
         steps_per_epoch=steps,
-        verbose="auto" if args.verbose == "auto" else int(args.verbose),
+        verbose=common.verbosity(args.verbose),
         run_eagerly=args.run_eagerly,
     )
     os.makedirs(args.output_dir, exist_ok=True)

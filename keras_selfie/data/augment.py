@@ -19,8 +19,12 @@ normalisation in the pipeline (the default of `pretraining_augmentation`).
 import keras
 import tensorflow as tf
 
+from keras_selfie.utils.validation import check_bool
 from keras_selfie.utils.validation import check_choice
+from keras_selfie.utils.validation import check_fraction
 from keras_selfie.utils.validation import check_image_dtype
+from keras_selfie.utils.validation import check_interval
+from keras_selfie.utils.validation import check_non_negative
 from keras_selfie.utils.validation import check_positive_int
 from keras_selfie.utils.validation import to_pair
 
@@ -54,30 +58,6 @@ def _check_image(image):
     return image
 
 
-def _check_range(name, value, low, high):
-    if (
-        not isinstance(value, (tuple, list))
-        or len(value) != 2
-        or any(isinstance(v, bool) or not isinstance(v, (int, float))
-               for v in value)
-        or not (low < value[0] <= value[1] <= high)
-    ):
-        raise ValueError(
-            f"Argument `{name}` must be a pair `(min, max)` of numbers with "
-            f"{low} < min <= max <= {high}. Received: {name}={value!r}"
-        )
-    return (float(value[0]), float(value[1]))
-
-
-def _check_non_negative_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(
-            f"Argument `{name}` must be a non-negative integer. "
-            f"Received: {name}={value!r}"
-        )
-    return value
-
-
 def _check_value_range(value_range):
     if value_range is None:
         return None
@@ -88,6 +68,14 @@ def _check_value_range(value_range):
     raise ValueError(
         f"Argument `value_range` must be one of {list(VALUE_RANGES)}"
         f" (or None to keep the dtype). Received: value_range={value_range!r}"
+    )
+
+
+def _check_crop_box(scale, aspect_ratio):
+    """Returns `random_resized_crop`'s `(scale, aspect_ratio)`, checked."""
+    return (
+        check_interval("scale", scale, 0.0, 1.0),
+        check_interval("aspect_ratio", aspect_ratio, 0.0, float("inf")),
     )
 
 
@@ -131,7 +119,7 @@ def pad_and_crop(image, seed, padding=4, pad_mode="reflect"):
     ```
     """
     image = _check_image(image)
-    padding = _check_non_negative_int("padding", padding)
+    padding = check_non_negative("padding", padding, integer=True)
     pad_mode = check_choice("pad_mode", pad_mode, PAD_MODES)
     if padding == 0:
         return image
@@ -205,10 +193,7 @@ def random_resized_crop(
     """
     image = _check_image(image)
     image_size = to_pair("image_size", image_size)
-    scale = _check_range("scale", scale, 0.0, 1.0)
-    aspect_ratio = _check_range(
-        "aspect_ratio", aspect_ratio, 0.0, float("inf")
-    )
+    scale, aspect_ratio = _check_crop_box(scale, aspect_ratio)
     interpolation = check_choice(
         "interpolation", interpolation, INTERPOLATIONS
     )
@@ -250,7 +235,9 @@ def center_crop(
     """
     image = _check_image(image)
     image_size = to_pair("image_size", image_size)
-    crop_fraction = _check_crop_fraction(crop_fraction)
+    crop_fraction = check_fraction(
+        "crop_fraction", crop_fraction, include_zero=False, include_one=True
+    )
     interpolation = check_choice(
         "interpolation", interpolation, INTERPOLATIONS
     )
@@ -413,9 +400,9 @@ def pretraining_augmentation(
     train = make_dataset(images, batch_size=128, augment=augment, seed=0)
     ```
     """
-    padding = _check_non_negative_int("padding", padding)
+    padding = check_non_negative("padding", padding, integer=True)
     pad_mode = check_choice("pad_mode", pad_mode, PAD_MODES)
-    flip = _check_bool("flip", flip)
+    flip = check_bool("flip", flip)
     finish = _output_stage(value_range, normalization)
 
     def augment(image, seed):
@@ -466,16 +453,13 @@ def finetuning_augmentation(
     """
     image_size = to_pair("image_size", image_size)
     crop = check_choice("crop", crop, ("pad_and_crop", "random_resized_crop"))
-    padding = _check_non_negative_int("padding", padding)
+    padding = check_non_negative("padding", padding, integer=True)
     pad_mode = check_choice("pad_mode", pad_mode, PAD_MODES)
-    scale = _check_range("scale", scale, 0.0, 1.0)
-    aspect_ratio = _check_range(
-        "aspect_ratio", aspect_ratio, 0.0, float("inf")
-    )
+    scale, aspect_ratio = _check_crop_box(scale, aspect_ratio)
     interpolation = check_choice(
         "interpolation", interpolation, INTERPOLATIONS
     )
-    flip = _check_bool("flip", flip)
+    flip = check_bool("flip", flip)
     finish = _output_stage(value_range, normalization)
 
     def augment(image, seed):
@@ -527,7 +511,9 @@ def evaluation_preprocessing(
     """
     if image_size is not None:
         image_size = to_pair("image_size", image_size)
-    crop_fraction = _check_crop_fraction(crop_fraction)
+    crop_fraction = check_fraction(
+        "crop_fraction", crop_fraction, include_zero=False, include_one=True
+    )
     interpolation = check_choice(
         "interpolation", interpolation, INTERPOLATIONS
     )
@@ -543,24 +529,3 @@ def evaluation_preprocessing(
 
     return preprocess
 
-
-def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise ValueError(
-            f"Argument `{name}` must be True or False. "
-            f"Received: {name}={value!r}"
-        )
-    return value
-
-
-def _check_crop_fraction(value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not 0 < value <= 1
-    ):
-        raise ValueError(
-            "Argument `crop_fraction` must be a number in (0, 1]. "
-            f"Received: crop_fraction={value!r}"
-        )
-    return float(value)

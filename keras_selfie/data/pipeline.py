@@ -13,7 +13,9 @@ example, batched with static shapes and prefetched.
 import tensorflow as tf
 
 from keras_selfie.utils.images import scale_images
+from keras_selfie.utils.validation import check_bool
 from keras_selfie.utils.validation import check_image_dtype
+from keras_selfie.utils.validation import check_optional_int
 from keras_selfie.utils.validation import check_positive_int
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -54,24 +56,6 @@ def _check_dataset(dataset):
         )
     check_image_dtype("The images of `dataset`", image_spec.dtype)
     return has_labels
-
-
-def _check_optional_int(name, value, minimum, allow_bool=False):
-    if value is None or (allow_bool and isinstance(value, bool)):
-        return value
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < minimum
-    ):
-        valid = f"an integer >= {minimum}"
-        if allow_bool:
-            valid += ", True, False"
-        raise ValueError(
-            f"Argument `{name}` must be None or {valid}. "
-            f"Received: {name}={value!r}"
-        )
-    return value
 
 
 def _check_size(dataset, batch_size, drop_remainder, repeat):
@@ -165,36 +149,24 @@ def make_dataset(
     """
     has_labels = _check_dataset(dataset)
     batch_size = check_positive_int("batch_size", batch_size)
-    if not isinstance(training, bool):
-        raise ValueError(
-            f"Argument `training` must be True or False. Received: "
-            f"training={training!r}"
-        )
+    check_bool("training", training)
     if augment is not None and not callable(augment):
         raise ValueError(
             "Argument `augment` must be None or a function (image, seed) -> "
             f"image. Received: augment={augment!r}"
         )
-    shuffle_buffer = _check_optional_int("shuffle_buffer", shuffle_buffer, 0)
+    shuffle_buffer = check_optional_int("shuffle_buffer", shuffle_buffer, 0)
     if not isinstance(cache, (bool, str)):
         raise ValueError(
             "Argument `cache` must be True, False or a file path prefix. "
             f"Received: cache={cache!r}"
         )
-    repeat = _check_optional_int("repeat", repeat, 1, allow_bool=True)
-    if drop_remainder is not None and not isinstance(drop_remainder, bool):
-        raise ValueError(
-            "Argument `drop_remainder` must be None, True or False. "
-            f"Received: drop_remainder={drop_remainder!r}"
-        )
-    seed = _check_optional_int("seed", seed, 0)
+    repeat = check_optional_int("repeat", repeat, 1, allow_bool=True)
+    check_bool("drop_remainder", drop_remainder, allow_none=True)
+    seed = check_optional_int("seed", seed, 0)
     if num_parallel_calls != AUTOTUNE:
         check_positive_int("num_parallel_calls", num_parallel_calls)
-    if deterministic is not None and not isinstance(deterministic, bool):
-        raise ValueError(
-            "Argument `deterministic` must be None, True or False. "
-            f"Received: deterministic={deterministic!r}"
-        )
+    check_bool("deterministic", deterministic, allow_none=True)
     if drop_remainder is None:
         drop_remainder = training
     _check_size(dataset, batch_size, drop_remainder, repeat)
@@ -324,12 +296,7 @@ def distributed_dataset(strategy, dataset_fn, global_batch_size, **kwargs):
             "`distributed_dataset`; the per-replica batch size is derived "
             "from it."
         )
-    shard = kwargs.pop("shard", True)
-    if not isinstance(shard, bool):
-        raise ValueError(
-            "Argument `shard` must be True or False. "
-            f"Received: shard={shard!r}"
-        )
+    shard = check_bool("shard", kwargs.pop("shard", True))
     seed = kwargs.pop("seed", None)
     to_float = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 

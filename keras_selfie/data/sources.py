@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from keras_selfie.utils.validation import check_bool
 from keras_selfie.utils.validation import check_choice
 from keras_selfie.utils.validation import check_image_dtype
 from keras_selfie.utils.validation import to_pair
@@ -77,11 +78,7 @@ def load_tfds(
             "Argument `name` must be a TFDS dataset name such as 'cifar10'. "
             f"Received: name={name!r}"
         )
-    if not isinstance(labeled, bool):
-        raise ValueError(
-            f"Argument `labeled` must be True or False. "
-            f"Received: labeled={labeled!r}"
-        )
+    check_bool("labeled", labeled)
     # Imported here, not with the module: TFDS takes seconds to import and
     # only this source needs it (`import keras_selfie` must not load it).
     import tensorflow_datasets as tfds

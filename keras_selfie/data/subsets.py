@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_selfie.utils.validation import check_fraction
+from keras_selfie.utils.validation import check_int_in_range
 
 
 def stratified_subset_indices(labels, fraction, seed=0):
@@ -42,13 +43,7 @@ def stratified_subset_indices(labels, fraction, seed=0):
     fraction = check_fraction(
         "fraction", fraction, include_zero=False, include_one=True
     )
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or (
-        seed < 0
-    ):
-        raise ValueError(
-            "Argument `seed` must be a non-negative integer. "
-            f"Received: seed={seed!r}"
-        )
+    check_int_in_range("seed", seed, 0)
     rng = np.random.default_rng(seed)
     chosen, empty = [], []
     for label in np.unique(labels):

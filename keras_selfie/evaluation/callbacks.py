@@ -6,6 +6,7 @@ from keras_selfie.evaluation.features import extract_features
 from keras_selfie.evaluation.features import get_patch_network
 from keras_selfie.evaluation.features import labeled_batches
 from keras_selfie.evaluation.knn import knn_accuracy
+from keras_selfie.utils.validation import check_non_empty_string
 from keras_selfie.utils.validation import check_positive_int
 
 
@@ -75,12 +76,7 @@ class KNNMonitor(keras.callbacks.Callback):
         self.temperature = temperature
         self.weighted = weighted
         self.batch_size = batch_size
-        if not isinstance(name, str) or not name:
-            raise ValueError(
-                f"Argument `name` must be a non-empty string. "
-                f"Received: name={name!r}"
-            )
-        self.name = name
+        self.name = check_non_empty_string("name", name)
         self.results = {}
 
     def evaluate(self):

@@ -2,7 +2,9 @@
 
 import numpy as np
 
+from keras_selfie.utils.validation import check_num_classes
 from keras_selfie.utils.validation import check_positive_int
+from keras_selfie.utils.validation import check_positive_number
 
 
 def _check_features(name, features, labels_name, labels):
@@ -87,23 +89,10 @@ def knn_predict(
             f"Argument `k` must be at most the number of training examples "
             f"({len(train_features)}). Received: k={k}"
         )
-    if weighted and (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, (int, float))
-        or not temperature > 0
-    ):
-        raise ValueError(
-            "Argument `temperature` must be a number > 0. "
-            f"Received: temperature={temperature!r}"
-        )
+    if weighted:
+        check_positive_number("temperature", temperature)
     check_positive_int("batch_size", batch_size)
-    if num_classes is None:
-        num_classes = int(train_labels.max()) + 1
-    elif check_positive_int("num_classes", num_classes) <= train_labels.max():
-        raise ValueError(
-            "Argument `num_classes` must exceed the largest training label "
-            f"({train_labels.max()}). Received: num_classes={num_classes}"
-        )
+    num_classes = check_num_classes(num_classes, train_labels.max())
 
     bank = _l2_normalize(train_features)
     queries = _l2_normalize(test_features)

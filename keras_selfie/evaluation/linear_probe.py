@@ -5,7 +5,9 @@ import numpy as np
 
 from keras_selfie.evaluation.features import extract_features
 from keras_selfie.evaluation.features import get_patch_network
+from keras_selfie.utils.validation import check_num_classes
 from keras_selfie.utils.validation import check_positive_int
+from keras_selfie.utils.validation import check_positive_number
 
 
 def linear_probe(
@@ -64,29 +66,17 @@ def linear_probe(
     network = get_patch_network(pretrainer)
     check_positive_int("epochs", epochs)
     check_positive_int("batch_size", batch_size)
-    if optimizer is None and (
-        isinstance(learning_rate, bool)
-        or not isinstance(learning_rate, (int, float))
-        or not learning_rate > 0
-    ):
-        raise ValueError(
-            "Argument `learning_rate` must be a number > 0. "
-            f"Received: learning_rate={learning_rate!r}"
-        )
+    if optimizer is None:
+        check_positive_number("learning_rate", learning_rate)
     train_features, train_labels = extract_features(
         network, train_dataset, batch_size
     )
     test_features, test_labels = extract_features(
         network, test_dataset, batch_size
     )
-    largest = int(max(train_labels.max(), test_labels.max()))
-    if num_classes is None:
-        num_classes = largest + 1
-    elif check_positive_int("num_classes", num_classes) <= largest:
-        raise ValueError(
-            "Argument `num_classes` must exceed the largest label "
-            f"({largest}). Received: num_classes={num_classes}"
-        )
+    num_classes = check_num_classes(
+        num_classes, max(train_labels.max(), test_labels.max())
+    )
 
     if seed is not None:
         keras.utils.set_random_seed(seed)

@@ -7,6 +7,31 @@ from keras_selfie.utils.validation import check_fraction
 from keras_selfie.utils.validation import check_positive_int
 
 
+def valid_num_heads(dim):
+    """The head counts that divide the feature size `dim`, in order."""
+    return [heads for heads in range(1, dim + 1) if dim % heads == 0]
+
+
+def check_num_heads(num_heads, dim, name="num_heads"):
+    """Returns `num_heads` if it divides the feature size `dim`, else raises.
+
+    Args:
+        num_heads: the number of attention heads received.
+        dim: the feature size the heads split, `d`.
+        name: the argument's name, for the message.
+
+    Returns:
+        `num_heads`.
+    """
+    if dim % num_heads:
+        raise ValueError(
+            f"Argument `{name}` must divide the feature size of the inputs, "
+            f"one of {valid_num_heads(dim)}. "
+            f"Received: {name}={num_heads!r} for feature size {dim}"
+        )
+    return num_heads
+
+
 @keras.saving.register_keras_serializable(package="keras_selfie")
 class TransformerBlock(keras.layers.Layer):
     """One BERT Transformer layer (post-layer-norm), as Selfie uses in `A`.
@@ -73,12 +98,7 @@ class TransformerBlock(keras.layers.Layer):
 
     def build(self, inputs_shape):
         hidden_dim = inputs_shape[-1]
-        if hidden_dim % self.num_heads:
-            raise ValueError(
-                f"`num_heads` must divide the feature size of the inputs. "
-                f"Received num_heads={self.num_heads} for feature size "
-                f"{hidden_dim}."
-            )
+        check_num_heads(self.num_heads, hidden_dim)
         common = dict(dtype=self.dtype_policy)
         # Multi-head attention from Dense projections, not
         # `keras.layers.MultiHeadAttention`: on the TensorFlow backend its

@@ -4,23 +4,18 @@ from keras import ops
 from keras_selfie.utils.distribution import gather_across_replicas
 from keras_selfie.utils.distribution import replica_row_offset
 from keras_selfie.utils.validation import check_choice
+from keras_selfie.utils.validation import check_positive_number
 
 DISTRACTORS = ("image", "batch")
 SIMILARITIES = ("dot", "cosine")
 
 
 def check_temperature(temperature):
-    """Returns `temperature` as a float if it is a number > 0, else raises."""
-    if (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, (int, float))
-        or not temperature > 0
-    ):
-        raise ValueError(
-            "Argument `temperature` must be a number > 0 (the scores are "
-            f"divided by it). Received: temperature={temperature!r}"
-        )
-    return float(temperature)
+    """Returns `temperature` as a float if it is a number > 0, else raises.
+
+    The scores are divided by it.
+    """
+    return float(check_positive_number("temperature", temperature))
 
 
 def _candidates(targets, distractors):

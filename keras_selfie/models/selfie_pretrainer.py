@@ -35,6 +35,9 @@ QUERIES = ("context", "paper")
 # of the masked (target) patches: each patch alone, or the whole image with
 # the other patches blanked out.
 VIEWS = ("patches", "masked_image")
+# The dtype policies `dtype=` is documented for: float32, or 16-bit P and A
+# with float32 weights, scores and loss.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 # What each query mode implies for the settings left at `None`. "paper" is
 # PAPER.md exactly; "context" is the configuration measured best in
@@ -63,6 +66,59 @@ def default_num_decoder_patches(num_patches):
     """`M` where `num_decoder_patches=None`: a quarter of the `N` patches
     (4 of 16, as the public reimplementations), at least 2."""
     return max(2, num_patches // 4)
+
+
+def decoder_patch_limit(grid_size):
+    """The largest `num_decoder_patches` `M` a patch grid allows.
+
+    Selfie needs at least 2 decoder patches (one distractor) and more
+    encoder than decoder patches, so `M <= (N - 1) // 2` for `N` patches.
+
+    Args:
+        grid_size: `(rows, cols)` of the patch grid.
+
+    Returns:
+        `(N - 1) // 2`.
+
+    Raises:
+        ValueError: for a grid of fewer than 5 patches, too small for Selfie.
+    """
+    rows, cols = grid_size
+    largest = (rows * cols - 1) // 2
+    if largest < 2:
+        raise ValueError(
+            f"A {rows}x{cols} patch grid ({rows * cols} patches) is too small "
+            "for Selfie: it needs at least 2 decoder patches and more "
+            "encoder than decoder patches, so at least 5 patches. Use a "
+            "smaller `patch_size`."
+        )
+    return largest
+
+
+def check_num_decoder_patches(value, grid_size, name="num_decoder_patches"):
+    """Returns `value` if it is a valid `num_decoder_patches` for the grid.
+
+    Args:
+        value: the number of decoder patches `M` received.
+        grid_size: `(rows, cols)` of the patch grid.
+        name: the argument's name, for the message.
+
+    Returns:
+        `value`, an integer from 2 to `decoder_patch_limit(grid_size)`.
+    """
+    largest = decoder_patch_limit(grid_size)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 2 <= value <= largest
+    ):
+        raise ValueError(
+            f"Argument `{name}` must be an integer from 2 to {largest} for a "
+            f"grid of {grid_size[0] * grid_size[1]} patches (at least one "
+            "distractor, and the encoder keeps more than half of the "
+            f"patches). Received: {name}={value!r}"
+        )
+    return value
 
 
 def argument_defaults(query=None):
@@ -347,8 +403,10 @@ class SelfiePretrainer(keras.Model):
             (None, *self.image_size, self.num_channels)
         )
         self.num_patches = self.grid_size[0] * self.grid_size[1]
-        self.num_decoder_patches = self._check_num_decoder_patches(
-            num_decoder_patches
+        if num_decoder_patches is None:
+            num_decoder_patches = default_num_decoder_patches(self.num_patches)
+        self.num_decoder_patches = check_num_decoder_patches(
+            num_decoder_patches, self.grid_size
         )
         self.num_encoder_patches = self.num_patches - self.num_decoder_patches
         self.stem = stem
@@ -521,32 +579,6 @@ class SelfiePretrainer(keras.Model):
                 "view."
             )
         return cells
-
-    def _check_num_decoder_patches(self, value):
-        n = self.num_patches
-        largest = (n - 1) // 2
-        if value is None:
-            value = default_num_decoder_patches(n)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int)
-            or not 2 <= value <= largest
-        ):
-            if largest < 2:
-                raise ValueError(
-                    f"A {self.grid_size[0]}x{self.grid_size[1]} patch grid "
-                    f"({n} patches) is too small for Selfie: it needs at "
-                    "least 2 decoder patches and more encoder than decoder "
-                    "patches, so at least 5 patches. Use a smaller "
-                    "`patch_size`."
-                )
-            raise ValueError(
-                "Argument `num_decoder_patches` must be an integer from 2 to "
-                f"{largest} for a grid of {n} patches (at least one "
-                "distractor, and the encoder keeps more than half of the "
-                f"patches). Received: num_decoder_patches={value!r}"
-            )
-        return value
 
     def build(self, input_shape=None):
         sequence_shape = (None, None, self.feature_dim)

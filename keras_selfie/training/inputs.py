@@ -10,6 +10,7 @@ from keras_selfie.data.pipeline import make_dataset
 from keras_selfie.data.sources import load_image_folder
 from keras_selfie.data.sources import load_tfds
 from keras_selfie.data.subsets import labeled_subset
+from keras_selfie.utils.validation import check_non_negative
 from keras_selfie.utils.validation import check_positive_int
 
 
@@ -176,12 +177,7 @@ def pretraining_batches(
             `skip_batches` is not an int >= 0 (or not 0 for several
             workers).
     """
-    if isinstance(skip_batches, bool) or not isinstance(skip_batches, int) \
-            or skip_batches < 0:
-        raise ValueError(
-            "Argument `skip_batches` must be an integer >= 0. "
-            f"Received: skip_batches={skip_batches!r}"
-        )
+    check_non_negative("skip_batches", skip_batches, integer=True)
     # A repeated pipeline would fill a batch larger than the data with
     # copies of its images, which then serve as each other's distractors.
     check_batch_fits(images, batch_size)

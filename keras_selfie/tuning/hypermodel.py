@@ -1,12 +1,15 @@
-import keras
 import keras_tuner
 
 from keras_selfie.layers.patch_extractor import PatchExtractor
+from keras_selfie.layers.transformer_block import check_num_heads
+from keras_selfie.layers.transformer_block import valid_num_heads
 from keras_selfie.models.resnet import STEMS
 from keras_selfie.models.resnet import check_width
 from keras_selfie.models.resnet import feature_dim
 from keras_selfie.models.selfie_pretrainer import SelfiePretrainer
 from keras_selfie.models.selfie_pretrainer import argument_defaults
+from keras_selfie.models.selfie_pretrainer import check_num_decoder_patches
+from keras_selfie.models.selfie_pretrainer import decoder_patch_limit
 from keras_selfie.models.selfie_pretrainer import (
     default_num_decoder_patches,
 )
@@ -14,8 +17,12 @@ from keras_selfie.optimizers import DEFAULT_LEARNING_RATES
 from keras_selfie.optimizers import OPTIMIZERS
 from keras_selfie.optimizers import make_optimizer
 from keras_selfie.presets import DEFAULT_PRETRAINING
+from keras_selfie.utils.validation import check_bool
 from keras_selfie.utils.validation import check_choice
+from keras_selfie.utils.validation import check_fraction
+from keras_selfie.utils.validation import check_non_negative
 from keras_selfie.utils.validation import check_positive_int
+from keras_selfie.utils.validation import check_positive_number
 from keras_selfie.utils.validation import to_pair
 
 # What `SelfiePretrainer` reports during `fit()`, and which way is better.
@@ -41,6 +48,24 @@ _KINDS = {
     "learning_rate": ("float", "log"),
     "weight_decay": ("float", "log"),
     "encoder_position_embedding": ("bool", None),
+}
+
+
+def _as_float(check):
+    """`check(name, value)`, returning the value as a float."""
+    return lambda name, value: float(check(name, value))
+
+
+# Hyperparameter name -> the check `SelfiePretrainer` (or `make_optimizer`)
+# applies to that argument; `num_decoder_patches` also needs the grid.
+_CHECKS = {
+    "num_layers": check_positive_int,
+    "num_heads": check_positive_int,
+    "intermediate_dim": check_positive_int,
+    "dropout": check_fraction,
+    "learning_rate": _as_float(check_positive_number),
+    "weight_decay": _as_float(check_non_negative),
+    "encoder_position_embedding": check_bool,
 }
 
 # Keys of `compile()` that the hypermodel sets itself.
@@ -191,10 +216,10 @@ class SelfieHyperModel(keras_tuner.HyperModel):
         self.num_channels = check_positive_int("num_channels", num_channels)
         patch_extractor = PatchExtractor(patch_size)
         self.patch_size = patch_extractor.patch_size
-        rows, cols = patch_extractor.grid_size(
+        self.grid_size = patch_extractor.grid_size(
             (None, *self.image_size, self.num_channels)
         )
-        self.num_patches = rows * cols
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
         self.stem = check_choice("stem", stem, STEMS)
         self.width = check_width(width)
         self.feature_dim = feature_dim(width)
@@ -212,13 +237,12 @@ class SelfieHyperModel(keras_tuner.HyperModel):
     @property
     def max_decoder_patches(self):
         """Largest `num_decoder_patches` the grid allows, `(N - 1) // 2`."""
-        return (self.num_patches - 1) // 2
+        return decoder_patch_limit(self.grid_size)
 
     @property
     def valid_num_heads(self):
         """The head counts that divide the feature dimension `d`."""
-        d = self.feature_dim
-        return [h for h in range(1, d + 1) if d % h == 0]
+        return valid_num_heads(self.feature_dim)
 
     def _defaults(self):
         """The search space used where `search_space` says nothing."""
@@ -264,13 +288,7 @@ class SelfieHyperModel(keras_tuner.HyperModel):
                 f"Unknown hyperparameter names in `search_space`: {unknown}. "
                 f"Valid names: {list(_KINDS)}"
             )
-        if self.max_decoder_patches < 2:
-            raise ValueError(
-                f"A grid of {self.num_patches} patches is too small for "
-                "Selfie: it needs at least 5 patches (2 decoder patches, "
-                "more encoder than decoder patches). Use a smaller "
-                "`patch_size`."
-            )
+        decoder_patch_limit(self.grid_size)  # Raises for a grid too small.
         space = self._defaults()
         space.update(search_space)
         space = {name: self._check_entry(name, spec) for name, spec in space.items()}
@@ -338,72 +356,18 @@ class SelfieHyperModel(keras_tuner.HyperModel):
         return ("fixed", self._check_value(name, spec))
 
     def _check_value(self, name, value):
-        kind, _ = _KINDS[name]
+        """Checks one value of `search_space[name]` as the model would."""
         where = f"search_space[{name!r}]"
-        if kind == "bool":
-            if not isinstance(value, bool):
-                raise ValueError(
-                    f"`{where}` values must be True or False. "
-                    f"Received: {value!r}"
-                )
-            return value
-        if kind == "int":
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(
-                    f"`{where}` values must be integers. Received: {value!r}"
-                )
-        elif isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(
-                f"`{where}` values must be numbers. Received: {value!r}"
-            )
         if name == "num_decoder_patches":
-            largest = self.max_decoder_patches
-            if not 2 <= value <= largest:
-                raise ValueError(
-                    f"`{where}` values must be from 2 to {largest} for a grid "
-                    f"of {self.num_patches} patches (at least one distractor; "
-                    f"the encoder keeps more than half). Received: {value!r}"
-                )
-        elif name == "num_heads":
-            if value < 1:
-                raise ValueError(
-                    f"`{where}` values must be positive. Received: {value!r}"
-                )
-        elif name in ("num_layers", "intermediate_dim"):
-            if value < 1:
-                raise ValueError(
-                    f"`{where}` values must be positive integers. "
-                    f"Received: {value!r}"
-                )
-        elif name == "dropout":
-            if not 0 <= value < 1:
-                raise ValueError(
-                    f"`{where}` values must be in [0, 1). Received: {value!r}"
-                )
-            value = float(value)
-        elif name == "learning_rate":
-            if value <= 0:
-                raise ValueError(
-                    f"`{where}` values must be positive. Received: {value!r}"
-                )
-            value = float(value)
-        elif name == "weight_decay":
-            if value < 0:
-                raise ValueError(
-                    f"`{where}` values must be >= 0. Received: {value!r}"
-                )
-            value = float(value)
-        return value
+            return check_num_decoder_patches(value, self.grid_size, where)
+        return _CHECKS[name](where, value)
 
     def _check_num_heads_choices(self, entry):
         # A single value or list must divide d; ranges were filtered above.
         values = [entry[1]] if entry[0] == "fixed" else list(entry[1])
-        wrong = [h for h in values if self.feature_dim % h]
-        if wrong:
-            raise ValueError(
-                f"`search_space['num_heads']` values must divide the feature "
-                f"dimension d={self.feature_dim} (width={self.width}). "
-                f"Received: {wrong}; valid num_heads: {self.valid_num_heads}"
+        for heads in values:
+            check_num_heads(
+                heads, self.feature_dim, "search_space['num_heads']"
             )
 
     # --- KerasTuner ------------------------------------------------------
@@ -463,13 +427,8 @@ class SelfieHyperModel(keras_tuner.HyperModel):
     def build(self, hp):
         """Returns a `SelfiePretrainer` built and compiled from `hp`."""
         values = self.sample(hp)
-        if self.feature_dim % values["num_heads"]:
-            # Only reachable through a tuner's own `hyperparameters=`.
-            raise ValueError(
-                f"num_heads={values['num_heads']} does not divide the feature "
-                f"dimension d={self.feature_dim}; valid num_heads: "
-                f"{self.valid_num_heads}"
-            )
+        # Only reachable through a tuner's own `hyperparameters=`.
+        check_num_heads(values["num_heads"], self.feature_dim)
         pretrainer = SelfiePretrainer(
             image_size=self.image_size,
             patch_size=self.patch_size,

@@ -1,45 +1,115 @@
 """Checks of user input at the public boundary.
 
 Every check raises `ValueError` naming the argument, the value received and
-what would be valid, so that a bad argument never reaches TensorFlow.
+what would be valid, in the Keras style ("Argument `name` must be ...
+Received: name=value"), so that a bad argument never reaches TensorFlow.
 """
 
 import keras
+import numpy as np
+
+
+def _reject(name, value, requirement):
+    """Raises the `ValueError` of every check: `name` must be `requirement`."""
+    raise ValueError(
+        f"Argument `{name}` must be {requirement}. Received: {name}={value!r}"
+    )
+
+
+def _is_int(value, numpy=False):
+    """Whether `value` is an integer (a NumPy one too with `numpy`), not a
+    bool."""
+    kinds = (int, np.integer) if numpy else int
+    return isinstance(value, kinds) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    """Whether `value` is a Python int or float, not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def check_positive_int(name, value):
     """Returns `value` if it is an integer >= 1, else raises `ValueError`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"Argument `{name}` must be a positive integer. "
-            f"Received: {name}={value!r}"
-        )
+    if not _is_int(value) or value < 1:
+        _reject(name, value, "a positive integer")
     return value
 
 
 def check_positive_number(name, value):
     """Returns `value` if it is a number > 0, else raises `ValueError`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        value > 0
-    ):
-        raise ValueError(
-            f"Argument `{name}` must be a number > 0. "
-            f"Received: {name}={value!r}"
-        )
+    if not _is_number(value) or not value > 0:
+        _reject(name, value, "a number > 0")
     return value
 
 
 def check_non_negative(name, value, integer=False):
     """Returns `value` if it is a number (an int with `integer`) >= 0."""
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not (
-        value >= 0
+    valid = _is_int(value) if integer else _is_number(value)
+    if not valid or not value >= 0:
+        _reject(name, value, f"{'an integer' if integer else 'a number'} >= 0")
+    return value
+
+
+def check_int_in_range(name, value, low, high=None):
+    """Returns `value` if it is an integer with `low <= value < high`.
+
+    Python and NumPy integers are accepted (indices and seeds often come
+    from arrays); bools are not.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the value received.
+        low: the smallest valid value.
+        high: one more than the largest valid value, or `None` for no upper
+            bound.
+
+    Returns:
+        `value`, unchanged.
+    """
+    if not _is_int(value, numpy=True) or value < low or (
+        high is not None and value >= high
     ):
-        kind = "an integer" if integer else "a number"
-        raise ValueError(
-            f"Argument `{name}` must be {kind} >= 0. "
-            f"Received: {name}={value!r}"
-        )
+        valid = f"in [{low}, {high})" if high is not None else f">= {low}"
+        _reject(name, value, f"an integer {valid}")
+    return value
+
+
+def check_optional_int(name, value, minimum=0, allow_bool=False):
+    """Returns `value` if it is `None` or an integer >= `minimum`.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the value received.
+        minimum: the smallest valid integer.
+        allow_bool: whether `True` and `False` are valid as well (e.g. a
+            `repeat` that is an endless switch or a count).
+
+    Returns:
+        `value`, unchanged.
+    """
+    if value is None or (allow_bool and isinstance(value, bool)):
+        return value
+    if not _is_int(value) or value < minimum:
+        valid = f"an integer >= {minimum}"
+        if allow_bool:
+            valid += ", True, False"
+        _reject(name, value, f"None or {valid}")
+    return value
+
+
+def check_bool(name, value, allow_none=False):
+    """Returns `value` if it is `True` or `False` (or `None` with
+    `allow_none`), else raises `ValueError`."""
+    if not isinstance(value, bool) and not (allow_none and value is None):
+        valid = "None, True or False" if allow_none else "True or False"
+        _reject(name, value, valid)
+    return value
+
+
+def check_non_empty_string(name, value):
+    """Returns `value` if it is a non-empty string, else raises."""
+    if not isinstance(value, str) or not value:
+        _reject(name, value, "a non-empty string")
     return value
 
 
@@ -48,49 +118,87 @@ def check_fraction(name, value, include_zero=True, include_one=False):
 
     `include_zero=False` excludes 0, `include_one=True` includes 1.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(
-            f"Argument `{name}` must be a number. Received: {name}={value!r}"
-        )
+    if not _is_number(value):
+        _reject(name, value, "a number")
     low_ok = value >= 0 if include_zero else value > 0
     high_ok = value <= 1 if include_one else value < 1
     if not (low_ok and high_ok):
         interval = ("[" if include_zero else "(") + "0, 1" + (
             "]" if include_one else ")"
         )
-        raise ValueError(
-            f"Argument `{name}` must be in {interval}. "
-            f"Received: {name}={value!r}"
-        )
+        _reject(name, value, f"in {interval}")
     return float(value)
+
+
+def check_interval(name, value, low, high):
+    """Returns a pair `(min, max)` of numbers with `low < min <= max <= high`.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the value received, a tuple or list of two numbers.
+        low: the exclusive lower bound of `min`.
+        high: the inclusive upper bound of `max` (may be `float("inf")`).
+
+    Returns:
+        `(min, max)` as a tuple of floats.
+    """
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or not all(_is_number(v) for v in value)
+        or not low < value[0] <= value[1] <= high
+    ):
+        _reject(
+            name,
+            value,
+            f"a pair `(min, max)` of numbers with {low} < min <= max <= "
+            f"{high}",
+        )
+    return (float(value[0]), float(value[1]))
 
 
 def to_pair(name, value):
     """Returns `(a, b)` from an int or a pair of positive ints."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    if _is_int(value):
         value = (value, value)
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise ValueError(
-            f"Argument `{name}` must be a positive integer or a pair of "
-            f"positive integers. Received: {name}={value!r}"
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or not all(_is_int(item) and item >= 1 for item in value)
+    ):
+        _reject(
+            name, value, "a positive integer or a pair of positive integers"
         )
-    for item in value:
-        if isinstance(item, bool) or not isinstance(item, int) or item < 1:
-            raise ValueError(
-                f"Argument `{name}` must hold positive integers. "
-                f"Received: {name}={value!r}"
-            )
     return tuple(value)
 
 
 def check_choice(name, value, choices):
     """Returns `value` if it is one of `choices`, else raises `ValueError`."""
     if value not in choices:
-        raise ValueError(
-            f"Argument `{name}` must be one of {list(choices)}. "
-            f"Received: {name}={value!r}"
-        )
+        _reject(name, value, f"one of {list(choices)}")
     return value
+
+
+def check_num_classes(num_classes, largest_label):
+    """Returns the number of classes of labels up to `largest_label`.
+
+    Args:
+        num_classes: `None`, or a positive int above `largest_label`.
+        largest_label: the largest class id of the labels at hand.
+
+    Returns:
+        `num_classes`, or `largest_label + 1` when it is `None`.
+    """
+    largest_label = int(largest_label)
+    if num_classes is None:
+        return largest_label + 1
+    if check_positive_int("num_classes", num_classes) <= largest_label:
+        _reject(
+            "num_classes",
+            num_classes,
+            f"larger than the largest label ({largest_label})",
+        )
+    return num_classes
 
 
 def check_image_dtype(name, dtype):

@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from keras_selfie.utils.validation import check_image_shape
+from keras_selfie.utils.validation import check_non_empty_string
 from keras_selfie.utils.validation import check_positive_int
 from keras_selfie.visualization.figures import figure_to_png
 from keras_selfie.visualization.predictions import plot_predictions
@@ -94,12 +95,7 @@ class PredictionImages(keras.callbacks.Callback):
         self.every_n_epochs = check_positive_int(
             "every_n_epochs", every_n_epochs
         )
-        if not isinstance(name, str) or not name:
-            raise ValueError(
-                "Argument `name` must be a non-empty string. "
-                f"Received: name={name!r}"
-            )
-        self.name = name
+        self.name = check_non_empty_string("name", name)
         self.seed = seed
         self.decoder_positions = None
         self._writer = None

@@ -15,6 +15,7 @@ import numpy as np
 
 from keras_selfie.utils.validation import check_image_dtype
 from keras_selfie.utils.validation import check_image_shape
+from keras_selfie.utils.validation import check_int_in_range
 from keras_selfie.utils.validation import check_positive_int
 from keras_selfie.visualization.figures import check_color
 from keras_selfie.visualization.figures import new_figure
@@ -229,9 +230,9 @@ def plot_predictions(
     """
     # Argument errors come before running the model.
     images = _check_images(pretrainer, images)
-    _check_index("image_index", image_index, len(images))
-    _check_index(
-        "position_index", position_index, pretrainer.num_decoder_patches
+    check_int_in_range("image_index", image_index, 0, len(images))
+    check_int_in_range(
+        "position_index", position_index, 0, pretrainer.num_decoder_patches
     )
     prediction = predict_patches(pretrainer, images, decoder_positions)
     return draw_predictions(
@@ -283,8 +284,8 @@ def draw_predictions(
     decoder_positions = np.asarray(decoder_positions)
     scores = np.asarray(scores)
     batch, m = decoder_positions.shape
-    _check_index("image_index", image_index, batch)
-    _check_index("position_index", position_index, m)
+    check_int_in_range("image_index", image_index, 0, batch)
+    check_int_in_range("position_index", position_index, 0, m)
     if num_candidates is None:
         num_candidates = m
     if check_positive_int("num_candidates", num_candidates) > m:
@@ -458,15 +459,6 @@ class _PatchGrid:
                 edgecolor=color,
                 linewidth=linewidth,
             )
-        )
-
-
-def _check_index(name, value, size):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-            or not 0 <= value < size:
-        raise ValueError(
-            f"Argument `{name}` must be an integer in [0, {size}). "
-            f"Received: {name}={value!r}"
         )
 
 

@@ -8,6 +8,8 @@ from layer_checks import run_layer_test
 from layer_checks import to_numpy as _np
 
 from keras_selfie.layers import TransformerBlock
+from keras_selfie.layers.transformer_block import check_num_heads
+from keras_selfie.layers.transformer_block import valid_num_heads
 
 _erf = np.vectorize(math.erf)
 
@@ -77,6 +79,18 @@ def _block(seed=0, dim=8, num_heads=2, intermediate_dim=16, **kwargs):
 
 def _inputs(seed, shape=(2, 5, 8)):
     return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+
+def test_check_num_heads():
+    assert valid_num_heads(12) == [1, 2, 3, 4, 6, 12]
+    assert check_num_heads(4, 8) == 4
+    with pytest.raises(
+        ValueError,
+        match=r"Argument `heads` must divide .*\[1, 2, 4, 8\]\. "
+        "Received: heads=3 for feature size 8",
+    ):
+        check_num_heads(3, 8, name="heads")
 
 
 @pytest.mark.parametrize("num_heads", [1, 2, 4])

@@ -7,6 +7,8 @@ import tensorflow as tf
 
 import keras_selfie
 from keras_selfie.losses.distractor_softmax_loss import distractor_logits
+from keras_selfie.models.selfie_pretrainer import check_num_decoder_patches
+from keras_selfie.models.selfie_pretrainer import decoder_patch_limit
 from conftest import TINY
 
 
@@ -668,6 +670,19 @@ class TestErrors:
         assert pretrainer.num_encoder_patches == 9
         encoder, decoder = pretrainer.sample_split(2)
         assert tuple(decoder.shape) == (2, 7)
+
+    def test_decoder_patch_checks(self):
+        # The module functions the tuner calls as well.
+        assert decoder_patch_limit((4, 4)) == 7
+        with pytest.raises(ValueError, match="2x2 patch grid.*at least 5"):
+            decoder_patch_limit((2, 2))
+        assert check_num_decoder_patches(2, (3, 5)) == 2
+        with pytest.raises(
+            ValueError,
+            match="Argument `m` must be an integer from 2 to 7 for a grid of "
+            "16 patches.*Received: m=8",
+        ):
+            check_num_decoder_patches(8, (4, 4), name="m")
 
     def test_patch_size_not_dividing_image(self, tiny_config):
         tiny_config["patch_size"] = 5

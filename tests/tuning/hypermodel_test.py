@@ -6,6 +6,7 @@ import tensorflow as tf
 from conftest import TINY
 from conftest import two_cpu_strategy
 
+import keras_selfie
 from keras_selfie.tuning import SelfieHyperModel
 from keras_selfie.tuning import selfie_objective
 
@@ -190,11 +191,16 @@ def test_selfie_objective():
     "search_space, message",
     [
         ({"heads": [2, 4]}, r"Unknown .*\['heads'\].*num_heads"),
-        ({"num_heads": [3, 4]}, r"divide .*d=128.*\[3\].*1, 2, 4, 8, 16, 32"),
+        (
+            {"num_heads": [3, 4]},
+            r"num_heads'\]` must divide .*1, 2, 4, 8, 16, 32.*"
+            r"num_heads'\]=3 for feature size 128",
+        ),
         ({"num_heads": (33, 63)}, "no divisor"),
         ({"num_decoder_patches": (2, 8)}, "from 2 to 7"),
         ({"num_decoder_patches": 1}, "from 2 to 7"),
-        ({"num_layers": (1.0, 4)}, "integers"),
+        ({"num_layers": (1.0, 4)}, r"num_layers'\]` must be a positive "
+         r"integer.*num_layers'\]=1.0"),
         ({"num_layers": (4, 1)}, "low <= high"),
         ({"dropout": (0.0, 1.0)}, r"\[0, 1\)"),
         ({"weight_decay": (0.0, 1e-3)}, "log scale"),
@@ -208,6 +214,23 @@ def test_selfie_objective():
 def test_search_space_validation(search_space, message):
     with pytest.raises(ValueError, match=message):
         SelfieHyperModel(**FIXED, search_space=search_space)
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("num_decoder_patches", 8), ("num_heads", 3), ("dropout", 1.0),
+     ("num_layers", 0), ("intermediate_dim", 2.0)],
+)
+def test_search_space_uses_the_pretrainer_checks(name, value):
+    """A value is refused with the words `SelfiePretrainer` would use."""
+    with pytest.raises(ValueError) as model_error:
+        keras_selfie.SelfiePretrainer(**{**TINY, name: value})
+    with pytest.raises(ValueError) as tuner_error:
+        SelfieHyperModel(**FIXED, search_space={name: value})
+    where = f"search_space[{name!r}]"
+    assert str(tuner_error.value) == str(model_error.value).replace(
+        f"{name}=", f"{where}="
+    ).replace(f"`{name}`", f"`{where}`")
 
 
 def test_constructor_validation():
