@@ -22,6 +22,8 @@ import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from keras_selfie.models.selfie_pretrainer import PRECISIONS  # noqa: E402
+
 EXAMPLE = (
     pathlib.Path(__file__).resolve().parents[1]
     / "examples"
@@ -38,9 +40,8 @@ def load_example():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--precisions", nargs="+",
-                        default=["float32", "mixed_bfloat16",
-                                 "mixed_float16"])
+    parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS),
+                        choices=PRECISIONS)
     parser.add_argument("--output-dir", default="runs/mixed_precision")
     args, example_args = parser.parse_known_args(argv)
     example = load_example()

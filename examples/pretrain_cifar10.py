@@ -63,8 +63,8 @@ def parse_args(argv=None):
                         help="labeled train images forming the kNN memory "
                         "bank")
     parser.add_argument("--precision", default="float32",
-                        choices=("float32", "mixed_bfloat16",
-                                 "mixed_float16"),
+                        choices=keras_selfie.models.selfie_pretrainer
+                        .PRECISIONS,
                         help="dtype policy of the pretrainer: 16-bit P and "
                         "A, float32 weights, scores and loss")
     parser.add_argument("--seed", type=int, default=0)

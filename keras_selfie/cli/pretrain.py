@@ -32,6 +32,7 @@ Example:
 
 def add_parser(subparsers):
     from keras_selfie.models.resnet import STEMS
+    from keras_selfie.models.selfie_pretrainer import PRECISIONS
     from keras_selfie.models.selfie_pretrainer import QUERIES
     from keras_selfie.optimizers import OPTIMIZERS
     from keras_selfie.utils.distribution import STRATEGIES
@@ -103,8 +104,7 @@ def add_parser(subparsers):
     add("--deterministic", action="store_true",
         help="deterministic TensorFlow ops (slower; bit-exact reruns and "
         "resumes)")
-    add("--precision", default="float32",
-        choices=("float32", "mixed_bfloat16", "mixed_float16"),
+    add("--precision", default="float32", choices=PRECISIONS,
         help="dtype policy: 16-bit P and attention pooling with float32 "
         "weights, scores and loss (bfloat16 suits CPUs and TPUs, float16 "
         "GPUs)")
@@ -141,14 +141,10 @@ def add_parser(subparsers):
         help="held-out images classified by the kNN monitor")
     add("--tensorboard", action="store_true",
         help="also write TensorBoard logs to OUTPUT_DIR/logs")
-    add("--verbose", choices=("auto", "0", "1", "2"), default="auto",
+    add("--verbose", choices=common.VERBOSITIES, default="auto",
         help="Keras verbosity: 1 progress bars, 2 one line per epoch")
     parser.set_defaults(run=run)
     return parser
-
-
-def _verbose(value):
-    return value if value == "auto" else int(value)
 
 
 def _knn_monitor(args, dataset, image_folder):
@@ -218,7 +214,7 @@ def run(args):
             plot_curves=True,
             jit_compile=True if args.jit_compile else "auto",
             run_eagerly=args.run_eagerly,
-            verbose=_verbose(args.verbose),
+            verbose=common.verbosity(args.verbose),
             data_name=dataset or image_folder,
         )
     except training.DivergenceError as error:

@@ -7,7 +7,6 @@ script `keras-selfie` (setup.cfg) calls the same `keras_selfie.cli.main`.
 
 import json
 import os
-import pathlib
 import signal
 import subprocess
 import sys
