@@ -63,6 +63,12 @@ ROWS = {
              temperature=0.1, context_view="masked_image",
              target_view="masked_image"),
     ),
+    "context_batch_head": (
+        "+ a projection head (MLP) between P and the candidates' scores, "
+        "dropped at transfer (SimCLR)",
+        dict(query="context", distractors="batch", similarity="cosine",
+             temperature=0.1, projection_head=True),
+    ),
     "paper_batch": (
         "the paper's query with batch distractors, cosine / 0.1 (what the "
         "context query adds under batch distractors)",

@@ -107,6 +107,9 @@ def parse_args(argv=None):
         "image with the masked patches blanked out")
     add("--target-view", choices=keras_selfie.models.selfie_pretrainer.VIEWS,
         help="the same for the masked (candidate) patches")
+    add("--projection-head", dest="projection_head", action="store_true",
+        default=None, help="an MLP between P and the candidates' scores "
+        "(not transferred)")
     add("--patch-color-jitter", dest="patch_color_jitter",
         action="store_true", default=None,
         help="a random colour distortion for every patch in pretraining "
@@ -242,7 +245,8 @@ def model_config(args):
         key: getattr(args, key)
         for key in ("width", "num_layers", "num_heads", "intermediate_dim",
                     "query", "distractors", "similarity", "temperature",
-                    "context_view", "target_view", "patch_color_jitter")
+                    "context_view", "target_view", "projection_head",
+                    "patch_color_jitter")
     }
 
 

@@ -275,6 +275,13 @@ class SelfiePretrainer(keras.Model):
         target_view: `"patches"` or `"masked_image"`: the same for the
             decoder (candidate) patches; `"masked_image"` blanks the
             encoder patches instead. `None`: the query's default.
+        projection_head: bool. Whether the candidates' features go through
+            a trainable two-layer MLP (`Dense(d)`, ReLU, `Dense(d)`) before
+            they are scored, as SimCLR's projection head: the pretext loss
+            then shapes the head's output, and `P`'s features, which
+            transfer, need not be the matching space themselves. The head
+            is not transferred. Defaults to `False` (the paper scores
+            `P`'s features directly).
         patch_color_jitter: bool. In training, give every patch its own
             random colour distortion (SimCLR's at strength 0.5: brightness,
             contrast, saturation 0.4, hue 0.1, grayscale with probability
@@ -362,6 +369,7 @@ class SelfiePretrainer(keras.Model):
         encoder_position_embedding=None,
         context_view=None,
         target_view=None,
+        projection_head=False,
         patch_color_jitter=False,
         synchronized_batch_norm=False,
         position_embedding_initializer=None,
@@ -418,6 +426,7 @@ class SelfiePretrainer(keras.Model):
         self.encoder_position_embedding = bool(encoder_position_embedding)
         self.synchronized_batch_norm = bool(synchronized_batch_norm)
         self.patch_color_jitter = bool(patch_color_jitter)
+        self.projection_head = bool(projection_head)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(
             seed, name="split_seed_generator"
@@ -443,6 +452,7 @@ class SelfiePretrainer(keras.Model):
                 "encoder_position_embedding",
                 "context_view",
                 "target_view",
+                "projection_head",
                 "patch_color_jitter",
             )
         }
@@ -507,6 +517,28 @@ class SelfiePretrainer(keras.Model):
         self.query_position_embedding = self._position_embedding(
             "query_position_embedding", seed_offset=0
         )
+        self.target_head = None
+        if self.projection_head:
+            # Seeded from the model's seed, so that adding the head leaves
+            # the draws of every other layer (and so P and A) unchanged.
+            self.target_head = keras.Sequential(
+                [
+                    keras.layers.Dense(
+                        self.feature_dim,
+                        activation=activation,
+                        kernel_initializer=keras.initializers.GlorotUniform(
+                            None if self.seed is None else self.seed + offset
+                        ),
+                        dtype=self.dtype_policy,
+                        name=f"target_head_{name}",
+                    )
+                    for name, activation, offset in (
+                        ("hidden", "relu", 3),
+                        ("output", None, 4),
+                    )
+                ],
+                name="target_head",
+            )
         self.color_jitter = None
         if self.patch_color_jitter:
             # SimCLR's colour distortion at strength 0.5 (Chen et al.,
@@ -584,6 +616,8 @@ class SelfiePretrainer(keras.Model):
         sequence_shape = (None, None, self.feature_dim)
         self.attention_pooling.build(sequence_shape)
         self.query_position_embedding.build()
+        if self.target_head is not None:
+            self.target_head.build(sequence_shape)
         if self.encoder_position_embedding_layer is not None:
             self.encoder_position_embedding_layer.build()
         self.built = True
@@ -729,12 +763,24 @@ class SelfiePretrainer(keras.Model):
         Returns:
             `(batch_size, M, d)`, row `j` the patch at `decoder_positions[:,
             j]`: `P` on that patch alone (`target_view="patches"`) or on
-            the image with the encoder patches blanked out.
+            the image with the encoder patches blanked out, through the
+            `projection_head` if there is one.
         """
         patches = self._patches(images, training)
         return self._target_features(patches, decoder_positions, training)
 
     def _target_features(self, patches, decoder_positions, training=None):
+        return self._project(
+            self._target_features_of_p(patches, decoder_positions, training)
+        )
+
+    def _project(self, targets):
+        # The candidates' features as they are scored (`projection_head`).
+        if self.target_head is None:
+            return targets
+        return self.target_head(targets)
+
+    def _target_features_of_p(self, patches, decoder_positions, training):
         if self.target_view == "patches":
             p, channels = self.patch_size, self.num_channels
             flat = ops.reshape(patches, (-1, self.num_patches, p * p * channels))
@@ -805,7 +851,9 @@ class SelfiePretrainer(keras.Model):
         if self.context_view == self.target_view == "patches":
             # The paper's view: all B * N patches through P in one call.
             context = self._features_of_patches(patches, training)
-            targets = gather_positions(context, decoder_positions)
+            targets = self._project(
+                gather_positions(context, decoder_positions)
+            )
         else:
             context = self._context_features(
                 patches, decoder_positions, training
@@ -994,7 +1042,7 @@ class SelfiePretrainer(keras.Model):
         # Files saved before `query` existed hold the paper's formulation;
         # those saved before the views existed saw every patch alone.
         config = {"context_view": "patches", "target_view": "patches",
-                  **config}
+                  "projection_head": False, **config}
         config.setdefault("query", "paper")
         return super().from_config(config)
 
@@ -1019,6 +1067,7 @@ class SelfiePretrainer(keras.Model):
                 "encoder_position_embedding": self.encoder_position_embedding,
                 "context_view": self.context_view,
                 "target_view": self.target_view,
+                "projection_head": self.projection_head,
                 "patch_color_jitter": self.patch_color_jitter,
                 "synchronized_batch_norm": self.synchronized_batch_norm,
                 "position_embedding_initializer": (

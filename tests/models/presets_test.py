@@ -84,6 +84,7 @@ def test_named_presets_build_their_configuration():
         "encoder_position_embedding": False,
         "context_view": "patches",
         "target_view": "patches",
+        "projection_head": False,
         "patch_color_jitter": False,
     }
     tiny = keras_selfie.SelfiePretrainer.from_preset("tiny", seed=3, width=0.25)

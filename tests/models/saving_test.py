@@ -83,11 +83,12 @@ def _run_fresh_python(*args):
 
 # The default formulation (context query, batch distractors, cosine), the
 # paper's with the per-patch colour jitter, and both views of P on blanked
-# whole images.
+# whole images with a projection head.
 FORMULATIONS = [
     {},
     {"query": "paper", "patch_color_jitter": True},
-    {"context_view": "masked_image", "target_view": "masked_image"},
+    {"context_view": "masked_image", "target_view": "masked_image",
+     "projection_head": True},
 ]
 
 

@@ -385,6 +385,34 @@ class TestForwardPass:
             targets[0], alone[positions[0]], rtol=1e-5, atol=1e-5
         )
 
+    def test_projection_head_maps_only_the_candidates(self):
+        model = _grid_model(projection_head=True)
+        images = _images((2, 24, 40, 3), seed=7)
+        positions = np.array([[4, 11, 8], [0, 1, 2]], dtype="int32")
+        outputs = model(images, decoder_positions=positions, training=False)
+        for b in range(2):
+            features = _np(
+                model.patch_network(_patches_of(images[b]), training=False)
+            )
+            hidden = model.target_head.layers[0]
+            output = model.target_head.layers[1]
+            by_hand = np.maximum(
+                features[positions[b]] @ _np(hidden.kernel)
+                + _np(hidden.bias), 0
+            ) @ _np(output.kernel) + _np(output.bias)
+            np.testing.assert_allclose(
+                _np(outputs["targets"])[b], by_hand, rtol=1e-5, atol=1e-5
+            )
+        # The queries read P's features as they are: those of a model
+        # without the head (the same seed, hence the same P and A).
+        plain = _grid_model()
+        np.testing.assert_allclose(
+            _np(outputs["queries"]),
+            _np(plain(images, decoder_positions=positions,
+                      training=False)["queries"]),
+            rtol=1e-6, atol=1e-6,
+        )
+
     def test_order_of_decoder_positions(self, model):
         images = _images((1, 24, 40, 3), seed=3)
         a = model(images, decoder_positions=[[1, 9, 4]], training=False)
@@ -837,17 +865,19 @@ def test_configs_from_before_the_query_argument_load_as_the_paper(
         "query": "paper", "distractors": "image", "similarity": "dot",
         "temperature": 1.0, "encoder_position_embedding": False,
         "context_view": "patches", "target_view": "patches",
-        "patch_color_jitter": False,
+        "projection_head": False, "patch_color_jitter": False,
     }
 
 
-def test_configs_from_before_the_views_load_with_patch_views(tiny_config):
+def test_configs_from_before_the_views_load_as_before(tiny_config):
     config = keras_selfie.SelfiePretrainer(**tiny_config).get_config()
     del config["context_view"], config["target_view"]
+    del config["projection_head"]
     restored = keras_selfie.SelfiePretrainer.from_config(config)
     assert (restored.context_view, restored.target_view) == (
         "patches", "patches"
     )
+    assert restored.target_head is None
 
 
 @pytest.mark.parametrize(
