@@ -333,12 +333,7 @@ def frozen_evaluation(args, models, probe_train, test, context_images):
                                                          probe_train)
             test_features = evaluation.extract_features(evaluated, test)
             entry["settings"][setting] = {
-                "knn_accuracy": float(evaluation.knn_accuracy(
-                    *train_features, *test_features)),
-                "linear_probe_accuracy": evaluation.linear_probe(
-                    evaluated, probe_train, test, epochs=args.probe_epochs,
-                    num_classes=NUM_CLASSES, seed=args.seed,
-                )["accuracy"],
+                **feature_figures(args, train_features, test_features),
                 **evaluation.feature_health(test_features[0]),
             }
         for metric in ("knn_accuracy", "linear_probe_accuracy"):
@@ -360,25 +355,40 @@ def frozen_evaluation(args, models, probe_train, test, context_images):
     return results
 
 
+def feature_figures(args, train_features, test_features):
+    """kNN and linear-probe accuracy of `(features, labels)` pairs."""
+    return {
+        "knn_accuracy": float(evaluation.knn_accuracy(
+            *train_features, *test_features)),
+        "linear_probe_accuracy": evaluation.linear_probe_on_features(
+            *train_features, *test_features, epochs=args.probe_epochs,
+            num_classes=NUM_CLASSES, seed=args.seed,
+        )["accuracy"],
+    }
+
+
 def patch_views(args, models, probe_train, test):
     """kNN and linear probe of P run on each patch alone, as in
     pretraining (moving batch-norm statistics: those of patches), pooled by
     mean or concatenation (`evaluation.patch_feature_network`)."""
     results = {}
     for name, model in models.items():
-        results[name] = {}
-        for pooling in evaluation.features.POOLINGS:
-            view = evaluation.patch_feature_network(model, pooling)
-            train_features = evaluation.extract_features(view, probe_train)
-            test_features = evaluation.extract_features(view, test)
-            results[name][f"patch_{pooling}"] = {
-                "knn_accuracy": float(evaluation.knn_accuracy(
-                    *train_features, *test_features)),
-                "linear_probe_accuracy": evaluation.linear_probe(
-                    view, probe_train, test, epochs=args.probe_epochs,
-                    num_classes=NUM_CLASSES, seed=args.seed,
-                )["accuracy"],
-            }
+        view = evaluation.patch_feature_network(model, "concat")
+        # The N patch features of each image, once; both poolings of them.
+        concat = {split: evaluation.extract_features(view, images)
+                  for split, images in (("train", probe_train),
+                                        ("test", test))}
+        pooled = {"concat": concat, "mean": {
+            split: (features.reshape(len(features), model.num_patches, -1)
+                    .mean(axis=1), labels)
+            for split, (features, labels) in concat.items()
+        }}
+        results[name] = {
+            f"patch_{pooling}": feature_figures(
+                args, pooled[pooling]["train"], pooled[pooling]["test"]
+            )
+            for pooling in evaluation.features.POOLINGS
+        }
     return results
 
 

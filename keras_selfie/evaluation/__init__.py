@@ -2,7 +2,8 @@
 
 - `extract_features`: `P`'s features on whole images (inference mode).
 - `knn_accuracy`: cosine kNN with temperature-weighted votes on them.
-- `linear_probe`: a linear classifier trained on them, `P` frozen.
+- `linear_probe`: a linear classifier trained on them, `P` frozen
+  (`linear_probe_on_features` on features already computed).
 - `finetune`: the paper's Table 1 protocol, a ResNet-50 from `P` (or from
   scratch) trained end to end with SGD, warm-up and cosine decay.
 - `recalibrate_batch_norm`: batch-norm statistics averaged over training
@@ -40,3 +41,4 @@ from keras_selfie.evaluation.finetune import finetune
 from keras_selfie.evaluation.knn import knn_accuracy
 from keras_selfie.evaluation.knn import knn_predict
 from keras_selfie.evaluation.linear_probe import linear_probe
+from keras_selfie.evaluation.linear_probe import linear_probe_on_features

@@ -64,20 +64,54 @@ def linear_probe(
     ```
     """
     network = get_patch_network(pretrainer)
-    check_positive_int("epochs", epochs)
-    check_positive_int("batch_size", batch_size)
-    if optimizer is None:
-        check_positive_number("learning_rate", learning_rate)
-    train_features, train_labels = extract_features(
-        network, train_dataset, batch_size
+    # Bad arguments fail before the features are computed.
+    _check_training_arguments(epochs, batch_size, learning_rate, optimizer)
+    return linear_probe_on_features(
+        *extract_features(network, train_dataset, batch_size),
+        *extract_features(network, test_dataset, batch_size),
+        epochs=epochs,
+        learning_rate=learning_rate,
+        optimizer=optimizer,
+        batch_size=batch_size,
+        num_classes=num_classes,
+        standardize=standardize,
+        seed=seed,
+        verbose=verbose,
     )
-    test_features, test_labels = extract_features(
-        network, test_dataset, batch_size
-    )
+
+
+def linear_probe_on_features(
+    train_features,
+    train_labels,
+    test_features,
+    test_labels,
+    epochs=100,
+    learning_rate=1e-3,
+    optimizer=None,
+    batch_size=256,
+    num_classes=None,
+    standardize=True,
+    seed=None,
+    verbose=0,
+):
+    """`linear_probe` on features already computed.
+
+    For features of any network or view (e.g. `patch_feature_network`),
+    or to reuse the features a kNN evaluation extracted.
+
+    Args:
+        train_features, train_labels: arrays `(n, d)` and `(n,)`, as
+            `extract_features` returns them.
+        test_features, test_labels: the same for the test images.
+        Other arguments: those of `linear_probe`.
+
+    Returns:
+        What `linear_probe` returns.
+    """
+    _check_training_arguments(epochs, batch_size, learning_rate, optimizer)
     num_classes = check_num_classes(
         num_classes, max(train_labels.max(), test_labels.max())
     )
-
     if seed is not None:
         keras.utils.set_random_seed(seed)
     inputs = keras.Input((train_features.shape[1],), name="features")
@@ -104,3 +138,10 @@ def linear_probe(
                                 verbose=0)
     accuracy = float(np.mean(np.argmax(logits, axis=1) == test_labels))
     return {"accuracy": accuracy, "classifier": classifier, "history": history}
+
+
+def _check_training_arguments(epochs, batch_size, learning_rate, optimizer):
+    check_positive_int("epochs", epochs)
+    check_positive_int("batch_size", batch_size)
+    if optimizer is None:
+        check_positive_number("learning_rate", learning_rate)

@@ -10,6 +10,7 @@ from keras_selfie.evaluation import finetune
 from keras_selfie.evaluation import knn_accuracy
 from keras_selfie.evaluation import knn_predict
 from keras_selfie.evaluation import linear_probe
+from keras_selfie.evaluation import linear_probe_on_features
 from keras_selfie.models import SelfiePretrainer
 
 COLOURS = np.array([[220, 30, 30], [30, 220, 30], [30, 30, 220]])
@@ -121,6 +122,16 @@ def test_linear_probe_keeps_p_and_beats_chance(pretrainer):
         np.testing.assert_array_equal(old, new.numpy())
     assert result["accuracy"] > 0.9  # Chance: 1/3.
     assert result["classifier"].output_shape == (None, 3)
+    # On the same features, computed beforehand: the same classifier.
+    again = linear_probe_on_features(
+        *extract_features(pretrainer, batches(*train)),
+        *extract_features(pretrainer, batches(*test)),
+        epochs=30, learning_rate=0.01, seed=0,
+    )
+    assert again["accuracy"] == result["accuracy"]
+    for a, b in zip(again["classifier"].get_weights(),
+                    result["classifier"].get_weights()):
+        np.testing.assert_array_equal(a, b)
 
 
 class CaptureWeights(keras.callbacks.Callback):

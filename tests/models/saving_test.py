@@ -27,38 +27,43 @@ LOAD_SCRIPT = textwrap.dedent(
 
     import keras_selfie
 
-    model_path, inputs_path, outputs_path, report_path = sys.argv[1:]
-    model = keras.models.load_model(model_path, safe_mode=True)
-    inputs = np.load(inputs_path)
-    outputs = model(
-        inputs["images"],
-        decoder_positions=inputs["positions"],
-        training=False,
-    )
-    arrays = {key: keras.ops.convert_to_numpy(outputs[key])
-              for key in ("logits", "queries", "targets")}
-    for i, weight in enumerate(model.weights):
-        arrays[f"weight_{i}"] = keras.ops.convert_to_numpy(weight)
-    for i, variable in enumerate(model.optimizer.variables):
-        arrays[f"optimizer_{i}"] = keras.ops.convert_to_numpy(variable)
-    report = {
-        "type": type(model).__name__,
-        "is_pretrainer": isinstance(model, keras_selfie.SelfiePretrainer),
-        "config": model.get_config(),
-        "loss": type(model.distractor_loss).__name__,
-        "optimizer": type(model.optimizer).__name__,
-        "learning_rate": float(model.optimizer.learning_rate),
-        "iterations": int(model.optimizer.iterations),
-        "weight_paths": [w.path for w in model.weights],
-        "optimizer_paths": [v.path for v in model.optimizer.variables],
-    }
-    history = model.fit(inputs["train"][:4], batch_size=4, epochs=1, verbose=0)
-    report["history"] = {k: [float(x) for x in v]
-                         for k, v in history.history.items()}
-    report["iterations_after_fit"] = int(model.optimizer.iterations)
-    np.savez(outputs_path, **arrays)
-    with open(report_path, "w") as f:
-        json.dump(report, f)
+    def check(model_path, inputs_path, outputs_path, report_path):
+        model = keras.models.load_model(model_path, safe_mode=True)
+        inputs = np.load(inputs_path)
+        outputs = model(
+            inputs["images"],
+            decoder_positions=inputs["positions"],
+            training=False,
+        )
+        arrays = {key: keras.ops.convert_to_numpy(outputs[key])
+                  for key in ("logits", "queries", "targets")}
+        for i, weight in enumerate(model.weights):
+            arrays[f"weight_{i}"] = keras.ops.convert_to_numpy(weight)
+        for i, variable in enumerate(model.optimizer.variables):
+            arrays[f"optimizer_{i}"] = keras.ops.convert_to_numpy(variable)
+        report = {
+            "type": type(model).__name__,
+            "is_pretrainer": isinstance(model, keras_selfie.SelfiePretrainer),
+            "config": model.get_config(),
+            "loss": type(model.distractor_loss).__name__,
+            "optimizer": type(model.optimizer).__name__,
+            "learning_rate": float(model.optimizer.learning_rate),
+            "iterations": int(model.optimizer.iterations),
+            "weight_paths": [w.path for w in model.weights],
+            "optimizer_paths": [v.path for v in model.optimizer.variables],
+        }
+        history = model.fit(inputs["train"][:4], batch_size=4, epochs=1, verbose=0)
+        report["history"] = {k: [float(x) for x in v]
+                             for k, v in history.history.items()}
+        report["iterations_after_fit"] = int(model.optimizer.iterations)
+        np.savez(outputs_path, **arrays)
+        with open(report_path, "w") as f:
+            json.dump(report, f)
+
+    # One process loads every model: a fresh interpreter's imports cost
+    # seconds, and each model's registration must come from the import.
+    for job in json.loads(sys.argv[1]):
+        check(*job)
     """
 )
 
@@ -69,10 +74,11 @@ def _np(x):
     return keras.ops.convert_to_numpy(x)
 
 
-def _run_fresh_python(*args):
+def _run_fresh_python(jobs):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    jobs = json.dumps([[str(path) for path in job] for job in jobs])
     result = subprocess.run(
-        [sys.executable, "-c", LOAD_SCRIPT, *map(str, args)],
+        [sys.executable, "-c", LOAD_SCRIPT, jobs],
         capture_output=True,
         text=True,
         env=env,
@@ -92,48 +98,61 @@ FORMULATIONS = [
 ]
 
 
-@pytest.fixture(
-    scope="module", params=FORMULATIONS, ids=["context", "paper", "masked"]
-)
-def saved(tmp_path_factory, request):
-    """A tiny pretrainer after two steps, saved, and loaded elsewhere."""
+@pytest.fixture(scope="module")
+def saved_all(tmp_path_factory):
+    """Tiny pretrainers of every formulation after two steps, saved, and
+    loaded in one fresh process."""
     tmp_path = tmp_path_factory.mktemp("saving")
-    rng = np.random.default_rng(0)
-    pretrainer = keras_selfie.SelfiePretrainer(
-        **TINY,
-        **request.param,
-        seed=21,
-    )
-    # Eager steps: tracing a ResNet's train step takes ~30 s on 2 CPUs.
-    pretrainer.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=2e-3),
-        run_eagerly=True,
-    )
-    train = rng.uniform(size=(8, 32, 32, 3)).astype("float32")
-    pretrainer.fit(train, batch_size=4, epochs=1, verbose=0)
-    model_path = tmp_path / "selfie.keras"
-    pretrainer.save(model_path)
+    runs, jobs = [], []
+    for index, formulation in enumerate(FORMULATIONS):
+        rng = np.random.default_rng(0)
+        pretrainer = keras_selfie.SelfiePretrainer(
+            **TINY,
+            **formulation,
+            seed=21,
+        )
+        # Eager steps: tracing a ResNet's train step takes ~30 s on 2 CPUs.
+        pretrainer.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=2e-3),
+            run_eagerly=True,
+        )
+        train = rng.uniform(size=(8, 32, 32, 3)).astype("float32")
+        pretrainer.fit(train, batch_size=4, epochs=1, verbose=0)
+        model_path = tmp_path / f"selfie_{index}.keras"
+        pretrainer.save(model_path)
 
-    images = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
-    positions = np.array(
-        [[0, 5, 10, 15], [12, 1, 7, 2], [3, 4, 8, 14]], dtype="int32"
-    )
-    outputs = pretrainer(images, decoder_positions=positions, training=False)
-    expected = {key: _np(outputs[key]) for key in KEYS}
+        images = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+        positions = np.array(
+            [[0, 5, 10, 15], [12, 1, 7, 2], [3, 4, 8, 14]], dtype="int32"
+        )
+        outputs = pretrainer(
+            images, decoder_positions=positions, training=False
+        )
+        inputs_path = tmp_path / f"inputs_{index}.npz"
+        np.savez(inputs_path, images=images, positions=positions, train=train)
+        job = [model_path, inputs_path, tmp_path / f"outputs_{index}.npz",
+               tmp_path / f"report_{index}.json"]
+        jobs.append(job)
+        runs.append((pretrainer, {key: _np(outputs[key]) for key in KEYS}))
+    _run_fresh_python(jobs)
+    results = []
+    for (pretrainer, expected), job in zip(runs, jobs):
+        with open(job[3]) as f:
+            report = json.load(f)
+        results.append(dict(
+            pretrainer=pretrainer,
+            expected=expected,
+            actual=dict(np.load(job[2])),
+            report=report,
+        ))
+    return results
 
-    inputs_path = tmp_path / "inputs.npz"
-    np.savez(inputs_path, images=images, positions=positions, train=train)
-    outputs_path = tmp_path / "outputs.npz"
-    report_path = tmp_path / "report.json"
-    _run_fresh_python(model_path, inputs_path, outputs_path, report_path)
-    with open(report_path) as f:
-        report = json.load(f)
-    return dict(
-        pretrainer=pretrainer,
-        expected=expected,
-        actual=dict(np.load(outputs_path)),
-        report=report,
-    )
+
+@pytest.fixture(
+    params=range(len(FORMULATIONS)), ids=["context", "paper", "masked"]
+)
+def saved(saved_all, request):
+    return saved_all[request.param]
 
 
 def test_loads_in_a_fresh_process_as_a_pretrainer(saved):

@@ -35,9 +35,11 @@ def main(output_path, seed, config):
         seed=seed,
     )
     model = keras_selfie.SelfiePretrainer(**config, seed=seed)
+    # Eager steps: tracing the step would cost more than the 8 steps.
     model.compile(
         optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
         jit_compile=False,
+        run_eagerly=True,
     )
     losses, weights = fit_and_record(model, train, epochs=2)
     np.savez(
