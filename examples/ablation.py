@@ -13,6 +13,7 @@ a killed row resumes from its last pretraining epoch.
     python examples/ablation.py --output-dir docs/results/ablation
     python examples/ablation.py --rows paper context    # some rows only
     python examples/ablation.py --smoke                 # ~5 minutes
+    python examples/ablation.py --table-only --output-dir docs/results/ablation
 
 The table goes to `ablation.md` in `--output-dir`.
 """
@@ -87,6 +88,9 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--output-dir", default="runs/ablation")
     parser.add_argument("--verbose", type=int, default=2)
+    parser.add_argument("--table-only", action="store_true",
+                        help="run nothing: write the table of the rows "
+                        "whose results.json exists in --output-dir")
     return parser.parse_args(argv)
 
 
@@ -155,10 +159,18 @@ HEADER = (
 
 def main(argv=None):
     args = parse_args(argv)
-    results = {name: run_row(name, args) for name in args.rows}
+    if args.table_only:
+        folder = pathlib.Path(args.output_dir)
+        results = {
+            name: json.loads((folder / name / "results.json").read_text())
+            for name in args.rows
+            if (folder / name / "results.json").exists()
+        }
+    else:
+        results = {name: run_row(name, args) for name in args.rows}
     lines = [HEADER] + [table_row(name, r) for name, r in results.items()]
     legend = "\n".join(f"- `{name}`: {ROWS[name][0]}; `{json.dumps(ROWS[name][1])}`"
-                       for name in args.rows)
+                       for name in results)
     markdown = (
         "# Selfie ablation on CIFAR-10\n\n" + "\n".join(lines) + "\n\n"
         + legend + "\n"

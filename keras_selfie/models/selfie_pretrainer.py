@@ -182,7 +182,9 @@ class SelfiePretrainer(keras.Model):
        decoder positions (a fresh split per image and step, drawn with
        `keras.random` from the model's `SeedGenerator`);
     3. all `B * N` patches of the batch go through the patch network `P`
-       (ResNet-50 stages 1-3 + global average pooling) in one call;
+       (ResNet-50 stages 1-3 + global average pooling) in one call (with
+       `context_view` or `target_view` `"masked_image"`, `P` runs on the
+       whole image with the other patches blanked out instead);
     4. the attention pooling network `A` computes a query `v_j` for every
        decoder position `j` from the encoder patches' features (`query`);
     5. the loss is the softmax cross-entropy of the scores of `v_j`
