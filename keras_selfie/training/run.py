@@ -263,8 +263,9 @@ def run_pretraining(
             run_eagerly=run_eagerly,
         )
     say(describe(pretrainer, data_name, run["batch_size"])
-        + f"; {run['epochs']} epochs of {run['steps_per_epoch']} steps on "
-        f"{strategy.num_replicas_in_sync} replica(s).")
+        + f"; {_count(run['epochs'], 'epoch')} of "
+        f"{_count(run['steps_per_epoch'], 'step')} on "
+        f"{_count(strategy.num_replicas_in_sync, 'replica')}.")
     callbacks = training_callbacks(
         output_dir,
         backup_every_steps=backup_every_steps,
@@ -313,6 +314,10 @@ def describe(pretrainer, data_name, batch_size):
         f"{pretrainer.width} (d = {pretrainer.feature_dim}), "
         f"{pretrainer.count_params():,} parameters"
     )
+
+
+def _count(number, noun):
+    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 def _run_settings(preset, images, overrides):
