@@ -1,5 +1,6 @@
 from keras_selfie.models.resnet import patch_network
 from keras_selfie.models.resnet import resnet50
+from keras_selfie.models.pretrainer import Pretrainer
 from keras_selfie.models.saving import load_pretrainer
 from keras_selfie.models.selfie_pretrainer import SelfiePretrainer
 from keras_selfie.models.transfer import copy_patch_network_weights

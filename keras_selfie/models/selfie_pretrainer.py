@@ -14,20 +14,14 @@ from keras_selfie.losses.distractor_softmax_loss import DistractorSoftmaxLoss
 from keras_selfie.losses.distractor_softmax_loss import check_temperature
 from keras_selfie.losses.distractor_softmax_loss import distractor_labels
 from keras_selfie.losses.distractor_softmax_loss import distractor_logits
-from keras_selfie.models.resnet import feature_dim
+from keras_selfie.models.pretrainer import Pretrainer
 from keras_selfie.models.resnet import feature_map_network
-from keras_selfie.models.resnet import patch_network
-from keras_selfie.utils.distribution import logs_for_multi_worker
 from keras_selfie.utils.distribution import replica_slice_of_global_draw
-from keras_selfie.utils.distribution import scale_for_replicas
-from keras_selfie.utils.images import scale_images
 from keras_selfie.utils.initializers import clone_initializer
 from keras_selfie.utils.random import seeded_construction
 from keras_selfie.utils.random import uniform
 from keras_selfie.utils.validation import check_choice
-from keras_selfie.utils.validation import check_image_shape
 from keras_selfie.utils.validation import check_positive_int
-from keras_selfie.utils.validation import to_pair
 
 
 QUERIES = ("context", "paper")
@@ -172,7 +166,7 @@ def gather_positions(features, positions):
 
 
 @keras.saving.register_keras_serializable(package="keras_selfie")
-class SelfiePretrainer(keras.Model):
+class SelfiePretrainer(Pretrainer):
     """Selfie: self-supervised pretraining by masked patch prediction.
 
     Each training step, for every image of the batch:
@@ -301,6 +295,11 @@ class SelfiePretrainer(keras.Model):
             then differ from the first step; BERT's 0.02 makes them nearly
             equal to `u` and slows learning (the PyTorch reimplementation
             draws N(0, 1) per position).
+        backbone: `None` (P: ResNet-50 stages 1-3 at `stem` and `width`,
+            the network `transfer_to_resnet50` moves) or a `keras.Model`
+            from patches `(batch, p, p, num_channels)` to features
+            `(batch, d)`, used as P (then `stem` and `width` say nothing
+            about it, and only the 'patches' views work).
         seed: int or `None`. Seed of the encoder/decoder splits and of the
             initialisation (weights and dropout streams of `P` and `A`,
             position embeddings): two pretrainers made with the same seed
@@ -352,6 +351,8 @@ class SelfiePretrainer(keras.Model):
        (InfoNCE: candidates from other images)
     """
 
+    METRIC_DIRECTIONS = {"loss": "min", "patch_accuracy": "max"}
+
     def __init__(
         self,
         image_size=32,
@@ -375,10 +376,19 @@ class SelfiePretrainer(keras.Model):
         patch_color_jitter=False,
         synchronized_batch_norm=False,
         position_embedding_initializer=None,
+        backbone=None,
         seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(
+            image_size=image_size,
+            num_channels=num_channels,
+            stem=stem,
+            width=width,
+            synchronized_batch_norm=synchronized_batch_norm,
+            seed=seed,
+            **kwargs,
+        )
         self.query = check_choice("query", query, QUERIES)
         defaults = QUERY_DEFAULTS[self.query]
 
@@ -403,8 +413,6 @@ class SelfiePretrainer(keras.Model):
             ]
         self.context_view = resolve("context_view", context_view, VIEWS)
         self.target_view = resolve("target_view", target_view, VIEWS)
-        self.image_size = to_pair("image_size", image_size)
-        self.num_channels = check_positive_int("num_channels", num_channels)
         self.patch_extractor = PatchExtractor(
             patch_size, dtype=self.dtype_policy, name="patch_extractor"
         )
@@ -419,25 +427,21 @@ class SelfiePretrainer(keras.Model):
             num_decoder_patches, self.grid_size
         )
         self.num_encoder_patches = self.num_patches - self.num_decoder_patches
-        self.stem = stem
-        self.width = width
         self.num_layers = num_layers
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
         self.dropout = dropout
         self.encoder_position_embedding = bool(encoder_position_embedding)
-        self.synchronized_batch_norm = bool(synchronized_batch_norm)
         self.patch_color_jitter = bool(patch_color_jitter)
         self.projection_head = bool(projection_head)
-        self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(
             seed, name="split_seed_generator"
         )
         self.patch_accuracy_tracker = keras.metrics.Mean(name="patch_accuracy")
-        self.distractor_loss = self.default_loss()
+        self.pretext_loss = self.default_loss()
         # Sublayers (dropout) made in `build` draw their seeds here too.
         with seeded_construction(seed):
-            self._make_layers(position_embedding_initializer)
+            self._make_layers(position_embedding_initializer, backbone)
             self.build((None, *self.image_size, self.num_channels))
 
     @property
@@ -487,7 +491,7 @@ class SelfiePretrainer(keras.Model):
             dtype=dtype,
         )
 
-    def _make_layers(self, position_embedding_initializer):
+    def _make_layers(self, position_embedding_initializer, backbone):
         if position_embedding_initializer is None:
             position_embedding_initializer = keras.initializers.RandomNormal(
                 stddev=0.5**0.5
@@ -496,16 +500,15 @@ class SelfiePretrainer(keras.Model):
             position_embedding_initializer
         )
 
-        self.patch_network = patch_network(
-            num_channels=self.num_channels,
-            stem=self.stem,
-            width=self.width,
-            synchronized=self.synchronized_batch_norm,
-            dtype=self.dtype_policy,
-        )
-        self.feature_dim = feature_dim(self.width)
+        self.patch_network = self.make_backbone(backbone)
         self.feature_map_network = None
         if "masked_image" in (self.context_view, self.target_view):
+            if self.custom_backbone:
+                raise ValueError(
+                    "`context_view` and `target_view` 'masked_image' read "
+                    "the feature map of the default backbone; with "
+                    "`backbone=` use the 'patches' views."
+                )
             self.feature_map_network = feature_map_network(self.patch_network)
             self.feature_map_cells = self._check_feature_map_cells()
         self.attention_pooling = AttentionPooling(
@@ -624,12 +627,6 @@ class SelfiePretrainer(keras.Model):
             self.encoder_position_embedding_layer.build()
         self.built = True
 
-    def _preprocess(self, images):
-        check_image_shape(
-            "images", images.shape, (*self.image_size, self.num_channels)
-        )
-        return scale_images(images, self.compute_dtype)
-
     def sample_split(self, batch_size):
         """Draws a random encoder/decoder split for each image.
 
@@ -664,7 +661,7 @@ class SelfiePretrainer(keras.Model):
     def _patches(self, images, training=None):
         # (B, N, p, p, C) patches in the compute dtype, each with its own
         # colour distortion under `patch_color_jitter` in training.
-        images = self._preprocess(images)
+        images = self.preprocess(images)
         patches = self.patch_extractor(images)
         if self.color_jitter is not None and training:
             flat = ops.reshape(
@@ -927,117 +924,25 @@ class SelfiePretrainer(keras.Model):
                 f"{values.tolist()}"
             )
 
-    def compile(self, optimizer="adam", loss=None, **kwargs):
-        """Configures the model for pretraining.
+    @property
+    def distractor_loss(self):
+        """The pretext loss (`DistractorSoftmaxLoss` by default)."""
+        return self.pretext_loss
 
-        Args:
-            optimizer: a `keras.optimizers.Optimizer` or its name.
-            loss: the pretext loss, called as `loss(targets, queries)`.
-                Defaults to `DistractorSoftmaxLoss()`.
-            **kwargs: other arguments of `keras.Model.compile`, such as
-                `jit_compile` or `steps_per_execution`. `metrics` is not
-                accepted: the model reports `loss` and `patch_accuracy`.
-        """
-        if kwargs.get("metrics") or kwargs.get("weighted_metrics"):
-            raise ValueError(
-                "SelfiePretrainer reports its own metrics (`loss` and "
-                "`patch_accuracy`); `metrics` and `weighted_metrics` must be "
-                f"left unset. Received: {kwargs.get('metrics')!r}"
-            )
-        if kwargs.get("loss_weights") is not None:
-            raise ValueError(
-                "SelfiePretrainer has a single loss; `loss_weights` must be "
-                "left unset."
-            )
-        self.distractor_loss = (
-            self.default_loss() if loss is None else keras.losses.get(loss)
+    def task_loss(self, outputs, sample_weight=None):
+        return self.pretext_loss(
+            outputs["targets"], outputs["queries"],
+            sample_weight=sample_weight,
         )
-        super().compile(optimizer=optimizer, **kwargs)
 
-    def get_compile_config(self):
-        config = super().get_compile_config()
-        if config:
-            config["loss"] = keras.saving.serialize_keras_object(
-                self.distractor_loss
-            )
-        return config
-
-    def compile_from_config(self, config):
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if self.built:
-            # Creates the optimizer's variables so that its saved state loads.
-            self.optimizer.build(self.trainable_variables)
-
-    def compute_loss(
-        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
-    ):
-        # `y`, if the data has one (e.g. class labels), is not used.
-        loss = self.distractor_loss(
-            y_pred["targets"], y_pred["queries"], sample_weight=sample_weight
-        )
-        for extra in self.losses:
-            loss = loss + scale_for_replicas(ops.cast(extra, loss.dtype))
-        return loss
-
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+    def update_task_metrics(self, outputs, sample_weight=None):
         correct = ops.equal(
-            ops.cast(ops.argmax(y_pred["logits"], axis=-1), "int32"),
-            distractor_labels(y_pred["targets"], self.distractors),
+            ops.cast(ops.argmax(outputs["logits"], axis=-1), "int32"),
+            distractor_labels(outputs["targets"], self.distractors),
         )
         self.patch_accuracy_tracker.update_state(
             ops.cast(correct, "float32"), sample_weight=sample_weight
         )
-        return logs_for_multi_worker(self.get_metrics_result())
-
-    @classmethod
-    def from_preset(cls, preset, load_weights=True, **kwargs):
-        """A `SelfiePretrainer` from a named preset or a preset folder.
-
-        Args:
-            preset: a name from `keras_selfie.presets.list()` (a fresh,
-                untrained model of that configuration), or the path of a
-                folder written by `save_to_preset` (its configuration and
-                trained weights).
-            load_weights: bool. For a folder, whether to load its weights.
-            **kwargs: `SelfiePretrainer` arguments overriding the preset's,
-                e.g. `seed` or `dtype`.
-
-        Returns:
-            A `SelfiePretrainer`, not compiled.
-
-        Raises:
-            ValueError: for an unknown name (the message lists the known
-                ones) or a folder without `config.json` or
-                `model.weights.h5`.
-
-        Example:
-
-        ```python
-        pretrainer = SelfiePretrainer.from_preset("cpu", seed=0)
-        pretrainer.save_to_preset("selfie_cpu")
-        restored = SelfiePretrainer.from_preset("selfie_cpu")
-        ```
-        """
-        from keras_selfie.models.saving import load_preset
-
-        return load_preset(cls, preset, load_weights=load_weights, **kwargs)
-
-    def save_to_preset(self, preset_dir):
-        """Saves the pretrainer as a preset folder for `from_preset`.
-
-        The folder holds `config.json` (the model's Keras config),
-        `metadata.json` (keras_selfie, Keras and TensorFlow versions, the
-        date, the parameter count) and `model.weights.h5`, as keras-hub
-        presets do. Loading it needs no code beyond keras_selfie
-        (`safe_mode=True`).
-
-        Args:
-            preset_dir: path of the folder; made if missing.
-        """
-        from keras_selfie.models.saving import save_to_preset
-
-        save_to_preset(self, preset_dir)
 
     @classmethod
     def from_config(cls, config):
@@ -1052,12 +957,8 @@ class SelfiePretrainer(keras.Model):
         config = super().get_config()
         config.update(
             {
-                "image_size": self.image_size,
                 "patch_size": self.patch_size,
-                "num_channels": self.num_channels,
                 "num_decoder_patches": self.num_decoder_patches,
-                "stem": self.stem,
-                "width": self.width,
                 "num_layers": self.num_layers,
                 "num_heads": self.num_heads,
                 "intermediate_dim": self.intermediate_dim,
@@ -1071,13 +972,11 @@ class SelfiePretrainer(keras.Model):
                 "target_view": self.target_view,
                 "projection_head": self.projection_head,
                 "patch_color_jitter": self.patch_color_jitter,
-                "synchronized_batch_norm": self.synchronized_batch_norm,
                 "position_embedding_initializer": (
                     keras.initializers.serialize(
                         self.position_embedding_initializer
                     )
                 ),
-                "seed": self.seed,
             }
         )
         return config
