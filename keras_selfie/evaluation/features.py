@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_selfie.models.pretrainer import Pretrainer
+from keras_selfie.models.pretrainer import check_pretrainer
 from keras_selfie.models.selfie_pretrainer import SelfiePretrainer
 from keras_selfie.utils.images import scale_images
 from keras_selfie.utils.validation import check_image_dtype
@@ -11,16 +13,13 @@ from keras_selfie.utils.validation import check_positive_int
 
 
 def get_patch_network(pretrainer_or_patch_network, name="pretrainer"):
-    """Returns `P` from a `SelfiePretrainer`, or a patch network as is."""
-    if isinstance(pretrainer_or_patch_network, SelfiePretrainer):
-        return pretrainer_or_patch_network.patch_network
-    if isinstance(pretrainer_or_patch_network, keras.Model):
-        return pretrainer_or_patch_network
-    raise ValueError(
-        f"Argument `{name}` must be a `keras_selfie.SelfiePretrainer` or its "
-        "`patch_network` (a `keras.Model`). "
-        f"Received: {name}={type(pretrainer_or_patch_network).__name__}"
+    """Returns the backbone `P` of a pretrainer, or a network as is."""
+    value = check_pretrainer(
+        pretrainer_or_patch_network, name, or_network=True
     )
+    if isinstance(value, Pretrainer):
+        return value.feature_extractor()
+    return value
 
 
 def labeled_batches(dataset, batch_size=256, name="dataset"):
@@ -174,11 +173,7 @@ def patch_feature_network(pretrainer, pooling="mean"):
     features, labels = evaluation.extract_features(view, test)
     ```
     """
-    if not isinstance(pretrainer, SelfiePretrainer):
-        raise ValueError(
-            "Argument `pretrainer` must be a `keras_selfie.SelfiePretrainer`. "
-            f"Received: pretrainer={type(pretrainer).__name__}"
-        )
+    check_pretrainer(pretrainer, cls=SelfiePretrainer)
     if pooling not in POOLINGS:
         raise ValueError(
             f"Argument `pooling` must be one of {list(POOLINGS)}. "

@@ -7,7 +7,7 @@ from keras_selfie.evaluation.batch_norm import recalibrate_batch_norm
 from keras_selfie.evaluation.features import scale_images
 from keras_selfie.models.resnet import STEMS
 from keras_selfie.models.resnet import resnet50
-from keras_selfie.models.selfie_pretrainer import SelfiePretrainer
+from keras_selfie.models.pretrainer import check_pretrainer
 from keras_selfie.models.transfer import transfer_to_resnet50
 from keras_selfie.optimizers import OPTIMIZERS
 from keras_selfie.optimizers import make_optimizer
@@ -65,7 +65,8 @@ def build_finetuning_model(
     """The ResNet-50 that `finetune` trains, returning logits.
 
     Args:
-        pretrainer: a `SelfiePretrainer`, or `None` with `from_scratch`.
+        pretrainer: a `keras_selfie.Pretrainer`, or `None` with
+            `from_scratch`.
         num_classes: int. Classes of the classifier.
         from_scratch: bool. `False`: `transfer_to_resnet50(pretrainer)`
             (`conv1`-`conv4` from `P`). `True`: the same architecture with
@@ -82,12 +83,7 @@ def build_finetuning_model(
     """
     check_positive_int("num_classes", num_classes)
     if pretrainer is not None:
-        if not isinstance(pretrainer, SelfiePretrainer):
-            raise ValueError(
-                "Argument `pretrainer` must be a `keras_selfie."
-                "SelfiePretrainer` or None. "
-                f"Received: pretrainer={type(pretrainer).__name__}"
-            )
+        check_pretrainer(pretrainer)
         if stem is not None or width is not None:
             raise ValueError(
                 "Arguments `stem` and `width` are taken from the pretrainer "
@@ -163,7 +159,7 @@ def finetune(
     (`data.finetuning_augmentation` gives float `[0, 1]`).
 
     Args:
-        pretrainer: a `SelfiePretrainer`; may be `None` with
+        pretrainer: a `keras_selfie.Pretrainer`; may be `None` with
             `from_scratch=True`.
         train_dataset: batched `tf.data.Dataset` of `(images, labels)`,
             e.g. from `data.make_dataset` (augmented).

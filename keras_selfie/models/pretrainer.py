@@ -298,3 +298,37 @@ class Pretrainer(keras.Model):
                 self.patch_network
             )
         return config
+
+
+def _subclass_names(cls):
+    names = []
+    for subclass in cls.__subclasses__():
+        names += [subclass.__name__] + _subclass_names(subclass)
+    return names
+
+
+def check_pretrainer(value, name="pretrainer", cls=None, or_network=False):
+    """Returns `value` if it is a pretrainer, else raises `ValueError`.
+
+    Args:
+        value: what was received.
+        name: the argument's name, for the message.
+        cls: the class required; `None` for any `Pretrainer`.
+        or_network: bool, whether a `keras.Model` (a backbone) is accepted
+            too.
+    """
+    cls = cls or Pretrainer
+    if isinstance(value, cls) or (
+        or_network and isinstance(value, keras.Model)
+        and not isinstance(value, Pretrainer)
+    ):
+        return value
+    kinds = f"`keras_selfie.{cls.__name__}`"
+    if cls is Pretrainer:
+        kinds += f" (such as {', '.join(_subclass_names(Pretrainer))})"
+    if or_network:
+        kinds += " or its backbone `patch_network` (a `keras.Model`)"
+    raise ValueError(
+        f"Argument `{name}` must be a {kinds}. "
+        f"Received: {name}={type(value).__name__}"
+    )

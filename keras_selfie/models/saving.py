@@ -1,4 +1,4 @@
-"""Loading a saved `SelfiePretrainer` with errors that say what is wrong."""
+"""Loading a saved pretrainer with errors that say what is wrong; presets."""
 
 import json
 import os
@@ -6,21 +6,28 @@ import zipfile
 
 import keras
 
-from keras_selfie.models.selfie_pretrainer import SelfiePretrainer
+from keras_selfie.models.pretrainer import Pretrainer
+from keras_selfie.models.pretrainer import check_pretrainer
 
 
 def _saved_class(path):
-    """The class name in a `.keras` archive's config, or `None`."""
+    """`(class name, class)` of a `.keras` archive's model: `(None, None)`
+    for an unreadable config, the class `None` for an unregistered one."""
     try:
         with zipfile.ZipFile(path) as archive:
             config = json.loads(archive.read("config.json"))
     except (KeyError, ValueError, zipfile.BadZipFile):
-        return None
-    return config.get("class_name") if isinstance(config, dict) else None
+        return None, None
+    if not isinstance(config, dict):
+        return None, None
+    registered = config.get("registered_name") or config.get("class_name")
+    return config.get("class_name"), keras.saving.get_registered_object(
+        registered
+    )
 
 
 def load_pretrainer(filepath, compile=True):
-    """Loads a `SelfiePretrainer` saved with `pretrainer.save(filepath)`.
+    """Loads a pretrainer saved with `pretrainer.save(filepath)`.
 
     `keras.models.load_model` with `safe_mode=True`, with checks first, so
     that a wrong file gives an error that names the file and the problem:
@@ -33,7 +40,8 @@ def load_pretrainer(filepath, compile=True):
             continue training (as `keras.models.load_model`).
 
     Returns:
-        The `SelfiePretrainer`.
+        The pretrainer (a `keras_selfie.Pretrainer`: `SelfiePretrainer` or
+        another pretext task).
 
     Raises:
         ValueError: if the file is missing, unreadable or holds another
@@ -61,32 +69,28 @@ def load_pretrainer(filepath, compile=True):
             "`.weights.h5`). Save the pretrainer with "
             "`pretrainer.save('name.keras')`."
         )
-    class_name = _saved_class(path)
+    class_name, cls = _saved_class(path)
     if class_name is None:
         raise ValueError(
             f"{path!r} is not a readable `.keras` file: its `config.json` "
             "is missing or corrupt."
         )
-    if class_name != "SelfiePretrainer":
+    if not (isinstance(cls, type) and issubclass(cls, Pretrainer)):
         raise ValueError(
             f"{path!r} holds a model of class {class_name!r}, not a "
-            "`keras_selfie.SelfiePretrainer`. Load it with "
-            "`keras.models.load_model`, or pass the file of a pretrainer."
+            "`keras_selfie.Pretrainer` (such as `SelfiePretrainer`). Load "
+            "it with `keras.models.load_model`, or pass the file of a "
+            "pretrainer."
         )
     try:
         model = keras.models.load_model(path, compile=compile, safe_mode=True)
     except Exception as error:
         raise ValueError(
-            f"{path!r} holds a SelfiePretrainer that cannot be loaded "
+            f"{path!r} holds a {class_name} that cannot be loaded "
             f"(corrupt or truncated weights, or saved by an incompatible "
             f"version): {type(error).__name__}: {error}"
         ) from error
-    if not isinstance(model, SelfiePretrainer):
-        raise ValueError(
-            f"{path!r} holds a {type(model).__name__}, not a "
-            "`keras_selfie.SelfiePretrainer`."
-        )
-    return model
+    return check_pretrainer(model, "filepath")
 
 
 # The files of a preset folder, as keras-hub names them.
@@ -101,7 +105,7 @@ def save_to_preset(pretrainer, preset_dir):
     `config.json` is the Keras serialization of the model (class and
     arguments), `metadata.json` the library, Keras and TensorFlow versions,
     the date and the parameter count, `model.weights.h5` the weights. See
-    `SelfiePretrainer.save_to_preset`.
+    `Pretrainer.save_to_preset`.
     """
     import datetime
 
@@ -133,7 +137,7 @@ def save_to_preset(pretrainer, preset_dir):
 def load_preset(cls, preset, load_weights=True, **kwargs):
     """A model of class `cls` from a named preset or a preset folder.
 
-    See `SelfiePretrainer.from_preset`.
+    See `Pretrainer.from_preset`.
     """
     from keras_selfie import presets
 

@@ -6,16 +6,9 @@ from keras_selfie.layers.attention_pooling import AttentionPooling
 from keras_selfie.models.resnet import PATCH_NETWORK_STAGES
 from keras_selfie.models.resnet import resnet50
 from keras_selfie.models.resnet import resnet50_stages
+from keras_selfie.models.pretrainer import check_pretrainer
 from keras_selfie.models.selfie_pretrainer import SelfiePretrainer
 from keras_selfie.utils.validation import check_positive_int
-
-
-def _check_pretrainer(pretrainer):
-    if not isinstance(pretrainer, SelfiePretrainer):
-        raise ValueError(
-            "Argument `pretrainer` must be a `keras_selfie.SelfiePretrainer`. "
-            f"Received: {type(pretrainer).__name__}"
-        )
 
 
 def _input_shape(pretrainer, input_shape):
@@ -93,7 +86,8 @@ def transfer_to_resnet50(
     and the same layer names.
 
     Args:
-        pretrainer: a `SelfiePretrainer`.
+        pretrainer: a `keras_selfie.Pretrainer` of any pretext task (its
+            `feature_extractor()`, the default backbone `P`, transfers).
         input_shape: `(height, width, channels)` of the images to classify.
             Defaults to the pretrainer's image size and channels.
         include_top: bool. Whether to end with average pooling and a dense
@@ -121,7 +115,7 @@ def transfer_to_resnet50(
     )
     ```
     """
-    _check_pretrainer(pretrainer)
+    check_pretrainer(pretrainer)
     input_shape = _input_shape(pretrainer, input_shape)
     if include_top:
         check_positive_int("classes", classes)
@@ -146,7 +140,7 @@ def transfer_to_resnet50(
             classifier_activation=classifier_activation,
             name=name,
         )
-    copy_patch_network_weights(pretrainer.patch_network, model)
+    copy_patch_network_weights(pretrainer.feature_extractor(), model)
     return model
 
 
@@ -178,7 +172,7 @@ def transfer_to_resnet36_attention_pooling(
     Returns:
         A functional `keras.Model`.
     """
-    _check_pretrainer(pretrainer)
+    check_pretrainer(pretrainer, cls=SelfiePretrainer)
     input_shape = _input_shape(pretrainer, input_shape)
     check_positive_int("classes", classes)
     inputs = keras.Input(input_shape, name="input_layer")

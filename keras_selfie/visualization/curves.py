@@ -1,4 +1,4 @@
-"""Training curves of Selfie pretraining: loss, patch and kNN accuracy."""
+"""Training curves of a pretraining run: loss and every metric logged."""
 
 import math
 
@@ -8,24 +8,23 @@ import numpy as np
 from keras_selfie.visualization.figures import new_figure
 from keras_selfie.visualization.figures import save_figure
 
-# The metric families drawn, one panel each, in this order: the key in
-# `History.history` and the panel's title. `val_<key>` is drawn beside it.
-CURVES = (
-    ("loss", "Loss"),
-    ("patch_accuracy", "Patch accuracy"),
-    ("knn_accuracy", "kNN accuracy"),
-)
+# Logged values that are not metrics of the run, never drawn.
+NOT_METRICS = ("epoch", "learning_rate", "lr")
+# Panel titles that the key does not spell well; others: "Patch accuracy"
+# from `patch_accuracy`.
+TITLES = {"knn_accuracy": "kNN accuracy"}
 _PANEL_SIZE = (4.0, 3.2)
 
 
 def plot_training_curves(history, path=None):
     """Draws the training curves of a pretraining run, one panel a metric.
 
-    Panels, in this order, for each of `loss`, `patch_accuracy` and
-    `knn_accuracy` present in the history, with its `val_` twin where that
-    is present, each line labelled with its key, against the
-    epoch (counted from 1, as `fit` prints it). Other keys (e.g. a learning
-    rate) are not drawn. The loss is drawn on a log scale when positive:
+    One panel for the loss and one for each other metric in the history, in
+    the history's order (whatever the pretext task logs: `patch_accuracy`,
+    `pretext_accuracy`, `knn_accuracy`, ...), with its `val_` twin where
+    that is present, each line labelled with its key, against the epoch
+    (counted from 1, as `fit` prints it). `epoch` and the learning rate are
+    not drawn. The loss is drawn on a log scale when positive:
     the first epochs' validation loss can be orders of magnitude above the
     rest while batch normalisation's moving statistics catch up.
 
@@ -64,15 +63,12 @@ def plot_training_curves(history, path=None):
             "dict of lists such as `History.history`. "
             f"Received: history={history!r}"
         )
-    present = [
-        (key, title) for key, title in CURVES
-        if key in history or f"val_{key}" in history
-    ]
+    present = _metrics(history)
     if not present:
         raise ValueError(
-            "Argument `history` holds none of the metrics drawn "
-            f"({[key for key, _ in CURVES]}, or their `val_` versions). "
-            f"Received keys: {sorted(history)}"
+            "Argument `history` holds no metric to draw (only "
+            f"{list(NOT_METRICS)} or nothing). Received keys: "
+            f"{sorted(history)}"
         )
     num_epochs = max(
         _num_epochs(history[name])
@@ -112,6 +108,20 @@ def plot_training_curves(history, path=None):
         axes.grid(alpha=0.3)
         axes.legend()
     return save_figure(figure, path)
+
+
+def _metrics(history):
+    """`(key, title)` of the panels: the loss first, then the others."""
+    keys = []
+    for name in history:
+        key = name[len("val_"):] if name.startswith("val_") else name
+        if key not in NOT_METRICS and key not in keys:
+            keys.append(key)
+    keys.sort(key=lambda key: key != "loss")  # stable: the rest in order
+    return [
+        (key, TITLES.get(key, key.replace("_", " ").capitalize()))
+        for key in keys
+    ]
 
 
 def _num_epochs(values):

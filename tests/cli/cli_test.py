@@ -343,7 +343,7 @@ def test_errors_found_after_parsing_exit_with_a_message(
     not_a_pretrainer = exported_patch_network
     cases = [
         (["export", "--pretrained", str(not_a_pretrainer)],
-         "holds a model of class 'Functional', not a `keras_selfie.SelfiePretrainer`"),
+         "holds a model of class 'Functional', not a `keras_selfie.Pretrainer`"),
         (["evaluate", "--pretrained", str(tmp_path / "missing.keras")],
          "missing.keras' (no such file)"),
         (["finetune", "--image-folder", str(image_folder)],

@@ -231,5 +231,5 @@ def test_load_pretrainer_names_the_problem(saved_files, name, match):
 
 def test_transfer_needs_a_pretrainer(saved_files):
     other = keras.models.load_model(saved_files / "other.keras")
-    with pytest.raises(ValueError, match="Received: Sequential"):
+    with pytest.raises(ValueError, match="Received: pretrainer=Sequential"):
         keras_selfie.transfer_to_resnet50(other)

@@ -271,11 +271,26 @@ class TestTrainingCurves:
         assert list(line.get_xdata()) == [2, 4]
         assert list(line.get_ydata()) == [0.2, 0.3]
 
+    def test_draws_whatever_metrics_the_task_logs(self):
+        # Another pretext task's metric, after the loss; bookkeeping left
+        # out.
+        figure = plot_training_curves({
+            "pretext_accuracy": [0.3, 0.5], "loss": [2.0, 1.0],
+            "val_pretext_accuracy": [0.2, 0.4], "learning_rate": [0.1, 0.05],
+            "epoch": [0, 1],
+        })
+        assert [a.get_title() for a in figure.axes] == [
+            "Loss", "Pretext accuracy"
+        ]
+        labels = [line.get_label() for line in figure.axes[1].get_lines()]
+        assert labels == ["pretext_accuracy", "val_pretext_accuracy"]
+        assert list(figure.axes[1].get_lines()[1].get_ydata()) == [0.2, 0.4]
+
     @pytest.mark.parametrize(
         "history, match",
         [
-            ({}, "none of the metrics"),
-            ({"accuracy": [0.5]}, "none of the metrics"),
+            ({}, "no metric to draw"),
+            ({"epoch": [0], "learning_rate": [0.1]}, "no metric to draw"),
             ({"loss": []}, "empty"),
             ({"loss": [3.0, 2.0], "knn_accuracy": [0.2]}, "knn_accuracy"),
             ([1.0, 2.0], "history"),
