@@ -15,12 +15,13 @@ import sys
 from keras_selfie.cli import evaluate
 from keras_selfie.cli import export
 from keras_selfie.cli import finetune
+from keras_selfie.cli import methods
 from keras_selfie.cli import pretrain
 from keras_selfie.cli import visualize
 from keras_selfie.cli.common import CommandError
 from keras_selfie.cli.common import HelpFormatter
 
-SUBCOMMANDS = (pretrain, finetune, evaluate, visualize, export)
+SUBCOMMANDS = (pretrain, finetune, evaluate, visualize, export, methods)
 
 DESCRIPTION = """\
 Selfie: self-supervised pretraining of a ResNet-50 by masked patch
@@ -33,6 +34,7 @@ A typical session:
       --label-fraction 0.08
   keras-selfie visualize --pretrained runs/selfie/selfie_pretrainer.keras
   keras-selfie export --pretrained runs/selfie/selfie_pretrainer.keras
+  keras-selfie methods    # the pretext tasks: pretrain --method NAME
 
 `keras-selfie COMMAND --help` describes each command."""
 

@@ -37,9 +37,15 @@ def add_parser(subparsers):
     from keras_selfie.optimizers import OPTIMIZERS
     from keras_selfie.utils.distribution import STRATEGIES
 
+    from keras_selfie import methods
     from keras_selfie.presets import PRESETS
 
     parser = common.add_subparser(subparsers, "pretrain", HELP, DESCRIPTION)
+    parser.add_argument(
+        "--method", choices=methods.names(), default="selfie",
+        help="the pretext task (`keras-selfie methods` lists them); the "
+        "options of the groups 'images and patches' and 'model' other than "
+        "--image-size, --stem and --width are Selfie's")
     parser.add_argument(
         "--preset", choices=sorted(PRESETS), default="cpu",
         help="the network and run every unset option below comes from "
@@ -168,13 +174,26 @@ def _knn_monitor(args, dataset, image_folder):
     )
 
 
+# Flags that set constructor arguments of the pretrainer.
+MODEL_OPTIONS = (
+    "image_size", "patch_size", "num_decoder_patches", "query", "stem",
+    "width", "num_layers", "num_heads", "intermediate_dim",
+)
+
+
 def run(args):
     from keras_selfie import presets
     from keras_selfie import training
 
+    # The model options the user gave; the rest comes from the preset, as
+    # far as the method has such an argument.
+    config = {key: getattr(args, key) for key in MODEL_OPTIONS}
+    if args.synchronized_batch_norm:
+        config["synchronized_batch_norm"] = True
     # Unset flags take the preset's values (the image size is needed to
     # read a folder).
     presets.fill_arguments(args, args.preset)
+    config["dtype"] = args.precision
     dataset, image_folder = common.data_source(args)
     images = training.load_images(
         dataset, image_folder, args.split, args.image_size,
@@ -189,19 +208,8 @@ def run(args):
             images,
             args.output_dir,
             preset=args.preset,
-            config=dict(
-                image_size=args.image_size,
-                patch_size=args.patch_size,
-                num_decoder_patches=args.num_decoder_patches,
-                query=args.query,
-                stem=args.stem,
-                width=args.width,
-                num_layers=args.num_layers,
-                num_heads=args.num_heads,
-                intermediate_dim=args.intermediate_dim,
-                synchronized_batch_norm=args.synchronized_batch_norm or None,
-                dtype=args.precision,
-            ),
+            method=args.method,
+            config=config,
             **presets.pretraining_arguments(args),
             seed=args.seed,
             deterministic=args.deterministic,
@@ -223,10 +231,11 @@ def run(args):
         ) from None
     history = run.history
     last = [f"{key} {history[key][-1]:.4f}"
-            for key in ("loss", "patch_accuracy", "knn_accuracy")
+            for key in (*run.pretrainer.metric_directions(), "knn_accuracy")
             if history.get(key) and history[key][-1] is not None]
     steps_done = int(run.pretrainer.optimizer.iterations.numpy())
-    print(f"\nSelfie pretraining done: {steps_done} steps in total, "
+    print(f"\n{type(run.pretrainer).__name__} pretraining done: "
+          f"{steps_done} steps in total, "
           f"{run.seconds / 60:.1f} min in this run. Last epoch: "
           + ", ".join(last))
     files = dict(run.files)

@@ -134,6 +134,11 @@ class Pretrainer(keras.Model):
         return [layer.name for layer in self.patch_network.layers
                 if layer.weights]
 
+    def task_description(self, batch_size):
+        """One line: what the pretext task asks, against what chance, at a
+        global batch of `batch_size` images."""
+        return f"the {type(self).__name__} pretext task"
+
     @classmethod
     def metric_directions(cls):
         """Every value `fit` reports, mapped to `"max"` or `"min"`."""
@@ -298,6 +303,85 @@ class Pretrainer(keras.Model):
                 self.patch_network
             )
         return config
+
+
+@keras.saving.register_keras_serializable(package="keras_selfie")
+class ClassificationPretrainer(Pretrainer):
+    """A pretext task that classifies labels the model makes itself.
+
+    Rotation (which of 4 rotations), jigsaw (which permutation), relative
+    patch location (which of 8 neighbours) and exemplar (which seed image)
+    all make a label for each example they draw from the images and
+    classify it. Subclasses set `self.num_classes` and return from `call` a
+    dict with `"logits"` `(n, num_classes)` and `"labels"` `(n,)` int32;
+    this class gives them the loss (softmax cross-entropy, a
+    `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`, so that
+    Keras averages it correctly over replicas) and the metric
+    `pretext_accuracy` (the share of examples whose best-scoring class is
+    the label; chance is `chance_accuracy()`).
+    """
+
+    METRIC_DIRECTIONS = {"loss": "min", "pretext_accuracy": "max"}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.pretext_accuracy_tracker = keras.metrics.Mean(
+            name="pretext_accuracy"
+        )
+        self.pretext_loss = self.default_loss()
+
+    def default_loss(self):
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, name="pretext_loss"
+        )
+
+    def chance_accuracy(self):
+        """Pretext accuracy of a uniform guess: `1 / num_classes`."""
+        return 1 / self.num_classes
+
+    def task_description(self, batch_size):
+        return (
+            f"{self.num_classes}-way classification of labels made from "
+            f"the images (chance = {self.chance_accuracy():.4f})"
+        )
+
+    def task_loss(self, outputs, sample_weight=None):
+        return self.pretext_loss(
+            outputs["labels"],
+            ops.cast(outputs["logits"], "float32"),
+            sample_weight=sample_weight,
+        )
+
+    def update_task_metrics(self, outputs, sample_weight=None):
+        correct = ops.equal(
+            ops.cast(ops.argmax(outputs["logits"], axis=-1), "int32"),
+            ops.cast(outputs["labels"], "int32"),
+        )
+        self.pretext_accuracy_tracker.update_state(
+            ops.cast(correct, "float32"), sample_weight=sample_weight
+        )
+
+
+def constructor_arguments(cls):
+    """The names of the arguments `cls(...)` takes: those of every
+    `__init__` up the class hierarchy to `Pretrainer`, plus `name` and
+    `dtype` (`keras.Model`'s)."""
+    import inspect
+
+    names = {"name", "dtype"}
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            names |= {
+                parameter.name
+                for parameter in inspect.signature(
+                    klass.__init__
+                ).parameters.values()
+                if parameter.kind is parameter.POSITIONAL_OR_KEYWORD
+                and parameter.name != "self"
+            }
+        if klass is Pretrainer:
+            break
+    return names
 
 
 def _subclass_names(cls):

@@ -8,6 +8,7 @@ import keras
 
 from keras_selfie.models.pretrainer import Pretrainer
 from keras_selfie.models.pretrainer import check_pretrainer
+from keras_selfie.models.pretrainer import constructor_arguments
 
 
 def _saved_class(path):
@@ -137,13 +138,24 @@ def save_to_preset(pretrainer, preset_dir):
 def load_preset(cls, preset, load_weights=True, **kwargs):
     """A model of class `cls` from a named preset or a preset folder.
 
-    See `Pretrainer.from_preset`.
+    A named preset's `config` serves every method: `cls` takes the entries
+    it has arguments for (the backbone's `image_size`, `stem`, `width`, ...)
+    and leaves the others (e.g. Selfie's `patch_size` for rotation). See
+    `Pretrainer.from_preset`.
     """
     from keras_selfie import presets
 
     path = os.fspath(preset) if isinstance(preset, os.PathLike) else preset
+    accepted = constructor_arguments(cls)
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise ValueError(
+            f"{cls.__name__} has no argument {unknown[0]!r}. Its arguments: "
+            f"{sorted(accepted)}. Received: {unknown[0]}={kwargs[unknown[0]]!r}"
+        )
     if not (isinstance(path, str) and os.path.isdir(path)):
         config = presets.get(path)["config"]
+        config = {k: v for k, v in config.items() if k in accepted}
         return cls(**{**config, **kwargs})
     config_file = os.path.join(path, PRESET_CONFIG)
     weights_file = os.path.join(path, PRESET_WEIGHTS)
@@ -159,7 +171,10 @@ def load_preset(cls, preset, load_weights=True, **kwargs):
     with open(config_file) as file:
         config = json.load(file)
     saved_class = config.get("class_name") if isinstance(config, dict) else None
-    if saved_class != cls.__name__:
+    saved = keras.saving.get_registered_object(
+        config.get("registered_name") or saved_class
+    ) if saved_class else None
+    if not (isinstance(saved, type) and issubclass(saved, cls)):
         raise ValueError(
             f"The preset in {path!r} holds a {saved_class!r}, not a "
             f"{cls.__name__}."

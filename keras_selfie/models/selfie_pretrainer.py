@@ -478,6 +478,16 @@ class SelfiePretrainer(Pretrainer):
             return 1 / (batch_size * self.num_decoder_patches)
         return 1 / self.num_decoder_patches
 
+    def task_description(self, batch_size):
+        return (
+            f"{self.num_patches} patches of {self.patch_size}x"
+            f"{self.patch_size}, {self.num_decoder_patches} to predict per "
+            f"image, {self.query!r} query, candidates from the "
+            f"{self.distractors} (chance = "
+            f"{self.chance_patch_accuracy(batch_size):.4f} at batch "
+            f"{batch_size})"
+        )
+
     def default_loss(self, dtype=None):
         """The pretext loss of this formulation (`compile`'s default).
 

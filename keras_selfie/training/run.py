@@ -30,28 +30,37 @@ from keras_selfie.training.seeding import set_seed
 from keras_selfie.utils.distribution import get_strategy
 from keras_selfie.utils.validation import check_non_negative
 
-PRETRAINER_FILE = "selfie_pretrainer.keras"
+
+def pretrainer_file(method="selfie"):
+    """The file name `run_pretraining` saves a method's model under:
+    `selfie_pretrainer.keras`, `rotation_pretrainer.keras`, ..."""
+    return f"{method}_pretrainer.keras"
+
+
 HISTORY_JSON = "history.json"
 CURVES_FILE = "training_curves.png"
 
 
-def build_pretrainer(preset="cpu", **config):
-    """A `SelfiePretrainer` from a preset, with some arguments overridden.
+def build_pretrainer(preset="cpu", method="selfie", **config):
+    """A pretrainer from a preset, with some arguments overridden.
 
     Args:
         preset: a name from `keras_selfie.presets.list()` or a folder
             written by `save_to_preset` (its weights are loaded).
-        **config: `SelfiePretrainer` arguments overriding the preset's;
-            those set to `None` keep the preset's value (or the model's
-            default where the preset says nothing).
+        method: a name from `keras_selfie.methods.list()`: the pretext
+            task, whose class takes the preset's backbone and the arguments
+            it has.
+        **config: constructor arguments overriding the preset's; those set
+            to `None` keep the preset's value (or the model's default where
+            the preset says nothing).
 
     Returns:
-        A `SelfiePretrainer`, not compiled.
+        A `keras_selfie.Pretrainer`, not compiled.
     """
-    from keras_selfie.models.selfie_pretrainer import SelfiePretrainer
+    from keras_selfie import methods
 
     overrides = {k: v for k, v in config.items() if v is not None}
-    return SelfiePretrainer.from_preset(preset, **overrides)
+    return methods.get(method).from_preset(preset, **overrides)
 
 
 def run_output_dir(output_dir, strategy):
@@ -74,7 +83,7 @@ class PretrainingRun:
     """What `run_pretraining` did.
 
     Attributes:
-        pretrainer: the trained `SelfiePretrainer`.
+        pretrainer: the trained `keras_selfie.Pretrainer`.
         history: per-epoch values (`loss`, `patch_accuracy`, and what the
             monitors logged), every epoch of the run, those done before a
             resume included.
@@ -105,6 +114,7 @@ def run_pretraining(
     images,
     output_dir,
     preset="cpu",
+    method="selfie",
     config=None,
     epochs=None,
     steps_per_epoch=None,
@@ -129,7 +139,8 @@ def run_pretraining(
     verbose="auto",
     data_name="the images",
 ):
-    """Pretrains a `SelfiePretrainer` in a folder that survives a kill.
+    """Pretrains a pretrainer (Selfie or another method) in a folder that
+    survives a kill.
 
     1. Seeds everything (`set_seed`), makes the strategy, and picks this
        process's output folder (`run_output_dir`).
@@ -143,8 +154,9 @@ def run_pretraining(
        compiles it with `optimizers.make_optimizer` (linear warm-up over
        `warmup_epochs`, then cosine decay to 0 at the last step).
     4. Fits with `training_callbacks` (backup, checkpoint, NaN stop, CSV
-       log, `monitors` first), then saves the model (`selfie_pretrainer.
-       keras`), the history (`history.json`) and, with `plot_curves`, the
+       log, `monitors` first), then saves the model
+       (`pretrainer_file(method)`: `selfie_pretrainer.keras`, ...), the
+       history (`history.json`) and, with `plot_curves`, the
        training curves (`training_curves.png`).
 
     Args:
@@ -152,7 +164,8 @@ def run_pretraining(
             ignored) as a `tf.data.Dataset`, e.g. `data.load_tfds(...)`.
         output_dir: folder of the run.
         preset: a preset name or folder; see `build_pretrainer`.
-        config: dict of `SelfiePretrainer` arguments overriding the
+        method: the pretext task, a name from `keras_selfie.methods.list()`.
+        config: dict of the method's constructor arguments overriding the
             preset's (`None` values are ignored), e.g. `{"width": 0.5,
             "dtype": "mixed_bfloat16"}`.
         epochs, steps_per_epoch, batch_size, optimizer, learning_rate,
@@ -246,8 +259,9 @@ def run_pretraining(
         strategy=strategy,
     )
     with strategy.scope():
-        pretrainer = build_pretrainer(preset, **{**(config or {}),
-                                                 "seed": seed})
+        pretrainer = build_pretrainer(
+            preset, method, **{**(config or {}), "seed": seed}
+        )
         pretrainer.compile(
             optimizer=optimizers.make_optimizer(
                 run["optimizer"],
@@ -304,14 +318,9 @@ def describe(pretrainer, data_name, batch_size):
     """One line saying what a pretrainer learns, on what, against what
     chance."""
     return (
-        f"Selfie on {data_name}: {pretrainer.num_patches} patches of "
-        f"{pretrainer.patch_size}x{pretrainer.patch_size}, "
-        f"{pretrainer.num_decoder_patches} to predict per image, "
-        f"{pretrainer.query!r} query, candidates from the "
-        f"{pretrainer.distractors} (chance = "
-        f"{pretrainer.chance_patch_accuracy(batch_size):.4f} at batch "
-        f"{batch_size}), P = ResNet-50 stages 1-3 at width "
-        f"{pretrainer.width} (d = {pretrainer.feature_dim}), "
+        f"{type(pretrainer).__name__} on {data_name}: "
+        f"{pretrainer.task_description(batch_size)}; P = ResNet-50 stages "
+        f"1-3 at width {pretrainer.width} (d = {pretrainer.feature_dim}), "
         f"{pretrainer.count_params():,} parameters"
     )
 
@@ -337,7 +346,11 @@ def _run_settings(preset, images, overrides):
 
 def _save(pretrainer, history, output_dir, plot_curves):
     files = {}
-    path = os.path.join(output_dir, PRETRAINER_FILE)
+    from keras_selfie import methods
+
+    path = os.path.join(
+        output_dir, pretrainer_file(methods.name_of(pretrainer))
+    )
     pretrainer.save(path)
     files["the pretrained model"] = path
     path = os.path.join(output_dir, HISTORY_JSON)
