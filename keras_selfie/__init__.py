@@ -13,6 +13,7 @@ from keras_selfie import data
 from keras_selfie import evaluation
 from keras_selfie import layers
 from keras_selfie import losses
+from keras_selfie import methods
 from keras_selfie import models
 from keras_selfie import optimizers
 from keras_selfie import presets
@@ -24,6 +25,7 @@ from keras_selfie.layers import RowColPositionalEmbedding
 from keras_selfie.layers import TransformerBlock
 from keras_selfie.losses import DistractorSoftmaxLoss
 from keras_selfie.models import Pretrainer
+from keras_selfie.models import RotationPretrainer
 from keras_selfie.models import SelfiePretrainer
 from keras_selfie.models import load_pretrainer
 from keras_selfie.models import patch_network

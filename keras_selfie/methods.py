@@ -27,6 +27,12 @@ METHODS = {
         "masked patch prediction: pick each hidden patch among candidates "
         "from the visible ones (Trinh, Luong, Le, 2019)",
     ),
+    "rotation": (
+        "keras_selfie.models.rotation_pretrainer",
+        "RotationPretrainer",
+        "rotation prediction: which of 0/90/180/270 degrees each image is "
+        "turned by, all four in one batch (Gidaris et al., 2018)",
+    ),
 }
 
 

@@ -152,8 +152,12 @@ class Pretrainer(keras.Model):
         )
         return scale_images(images, self.compute_dtype)
 
-    def default_loss(self):
-        """The pretext loss `compile` uses when given none."""
+    def default_loss(self, dtype=None):
+        """The pretext loss `compile` uses when given none.
+
+        Args:
+            dtype: dtype of the loss computation; `None` for float32.
+        """
         raise NotImplementedError(
             f"{type(self).__name__} must define `default_loss()`."
         )
@@ -330,9 +334,9 @@ class ClassificationPretrainer(Pretrainer):
         )
         self.pretext_loss = self.default_loss()
 
-    def default_loss(self):
+    def default_loss(self, dtype=None):
         return keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, name="pretext_loss"
+            from_logits=True, name="pretext_loss", dtype=dtype
         )
 
     def chance_accuracy(self):

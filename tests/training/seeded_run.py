@@ -35,6 +35,7 @@ def seeded_pretrainer(
     jit_compile=False,
     loss=None,
     run_eagerly=False,
+    method="selfie",
 ):
     """A compiled pretrainer built from `keras.utils.set_random_seed(1)`.
 
@@ -42,11 +43,19 @@ def seeded_pretrainer(
     several replicas compute the same step; float64 by default, so that
     reordered sums leave only rounding differences.
     """
+    cls = keras_selfie.methods.get(method)
+    no_dropout = (
+        {"dropout": 0.0}
+        if "dropout" in keras_selfie.models.pretrainer.constructor_arguments(
+            cls
+        )
+        else {}
+    )
     keras.utils.set_random_seed(1)
     with strategy.scope():
-        model = keras_selfie.SelfiePretrainer(
+        model = cls(
             **config,
-            dropout=0.0,
+            **no_dropout,
             synchronized_batch_norm=True,
             seed=3,
             dtype=dtype,
