@@ -29,15 +29,14 @@ class RotationPretrainer(ClassificationPretrainer):
     Chance is 1/4.
 
     Args:
-        image_size: int or `(height, width)`; the images must be square.
-        num_channels, stem, width, synchronized_batch_norm: the backbone
-            `P`; see `Pretrainer`.
         head_hidden_dim: `None` (a linear classifier, the paper's) or an
             int: the width of one ReLU hidden layer before it.
         backbone: `None` or a `keras.Model` from images to `(batch, d)`
             features, used as `P`.
-        seed: int or `None`. Seed of the initialisation.
-        **kwargs: `name`, `dtype` and other `keras.Model` arguments.
+        **kwargs: the arguments of `Pretrainer`: `image_size` (square
+            images only), `num_channels`, `stem`, `width`,
+            `synchronized_batch_norm` and `seed` (of the initialisation),
+            and `keras.Model`'s (`name`, `dtype`).
 
     Example:
 
@@ -52,27 +51,8 @@ class RotationPretrainer(ClassificationPretrainer):
      - [Gidaris et al., 2018](https://arxiv.org/abs/1803.07728)
     """
 
-    def __init__(
-        self,
-        image_size=32,
-        num_channels=3,
-        stem="cifar",
-        width=1.0,
-        synchronized_batch_norm=False,
-        head_hidden_dim=None,
-        backbone=None,
-        seed=None,
-        **kwargs,
-    ):
-        super().__init__(
-            image_size=image_size,
-            num_channels=num_channels,
-            stem=stem,
-            width=width,
-            synchronized_batch_norm=synchronized_batch_norm,
-            seed=seed,
-            **kwargs,
-        )
+    def __init__(self, head_hidden_dim=None, backbone=None, **kwargs):
+        super().__init__(**kwargs)
         if self.image_size[0] != self.image_size[1]:
             raise ValueError(
                 "RotationPretrainer needs square images (a quarter turn "
@@ -85,7 +65,7 @@ class RotationPretrainer(ClassificationPretrainer):
             )
         self.head_hidden_dim = head_hidden_dim
         self.num_classes = len(ROTATIONS)
-        with seeded_construction(seed):
+        with seeded_construction(self.seed):
             self.patch_network = self.make_backbone(backbone)
             self.head = classification_head(
                 self.num_classes, head_hidden_dim, self.dtype_policy
