@@ -33,6 +33,12 @@ METHODS = {
         "rotation prediction: which of 0/90/180/270 degrees each image is "
         "turned by, all four in one batch (Gidaris et al., 2018)",
     ),
+    "relative_patch_location": (
+        "keras_selfie.models.relative_patch_location_pretrainer",
+        "RelativePatchLocationPretrainer",
+        "context prediction: which of its 8 neighbours a patch is, beside "
+        "a centre patch (Doersch, Gupta, Efros, 2015)",
+    ),
 }
 
 

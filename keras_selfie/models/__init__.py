@@ -2,6 +2,9 @@ from keras_selfie.models.resnet import patch_network
 from keras_selfie.models.resnet import resnet50
 from keras_selfie.models.pretrainer import ClassificationPretrainer
 from keras_selfie.models.pretrainer import Pretrainer
+from keras_selfie.models.relative_patch_location_pretrainer import (
+    RelativePatchLocationPretrainer,
+)
 from keras_selfie.models.rotation_pretrainer import RotationPretrainer
 from keras_selfie.models.saving import load_pretrainer
 from keras_selfie.models.selfie_pretrainer import SelfiePretrainer

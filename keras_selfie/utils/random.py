@@ -66,3 +66,19 @@ def seeded_construction(seed):
         yield
     finally:
         python_random.setstate(state)
+
+
+def normal(shape, seed_generator):
+    """Standard normal float32 values of a 2-D `shape`, from a seed
+    generator, as XLA-stable as `uniform` (the Box-Muller transform of two
+    of its draws).
+
+    Args:
+        shape: `(rows, cols)`; `rows` may be a scalar tensor.
+        seed_generator: a `keras.random.SeedGenerator`; advanced by one.
+    """
+    rows, cols = shape
+    values = uniform((rows, 2 * cols), seed_generator)
+    # 1 - u is in (0, 1]: the logarithm is finite.
+    radius = ops.sqrt(-2.0 * ops.log(1.0 - values[:, :cols]))
+    return radius * ops.cos(2.0 * 3.141592653589793 * values[:, cols:])

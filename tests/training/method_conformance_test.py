@@ -39,6 +39,10 @@ from seeded_run import seeded_pretrainer
 # Method -> its arguments for these tests, beside the tiny backbone.
 TINY_ARGS = {
     "rotation": {},
+    # Colour dropping and all 8 neighbours: every random draw of the task.
+    "relative_patch_location": {
+        "color_guard": "drop", "all_neighbors": True, "head_hidden_dim": 16,
+    },
 }
 METHODS = [name for name in methods.names() if name != "selfie"]
 BACKBONE = {
