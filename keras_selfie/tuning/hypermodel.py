@@ -564,3 +564,124 @@ class SelfieHyperModel(_SearchSpaceHyperModel):
             seed=self.seed,
         )
         return self._compile(pretrainer, values)
+
+
+# The optimizer's hyperparameters, searched for every method.
+_OPTIMIZER_KINDS = {
+    "learning_rate": ("float", "log"),
+    "weight_decay": ("float", "log"),
+}
+
+
+class PretrainerHyperModel(_SearchSpaceHyperModel):
+    """A KerasTuner hypermodel of compiled pretrainers of any method.
+
+    The method, its backbone and any other constructor argument given in
+    `config` are fixed; the tuner searches the optimizer's `learning_rate`
+    (log; 1e-2 to 0.3 for SGD, 1e-4 to 3e-3 for AdamW) and `weight_decay`
+    (log, 1e-6 to 1e-3), and the method's own hyperparameters: those its
+    class declares in `HYPERPARAMETERS` (name -> `(kind, sampling, default
+    range, check)`, e.g. `RotationPretrainer`'s `head_hidden_dim`). Ranges
+    are replaced through `search_space` as in `SelfieHyperModel` (a tuple
+    for a range, a list of choices, a single value to fix it). For Selfie,
+    `SelfieHyperModel` knows its geometry-dependent ranges.
+
+    Args:
+        method: a name from `keras_selfie.methods.list()`.
+        config: dict of the method's constructor arguments that stay fixed
+            (`image_size`, `stem`, `width`, `seed`, ...).
+        optimizer: `"sgd"` (Nesterov momentum 0.9) or `"adamw"`.
+        search_space: optional dict of overrides of the ranges.
+        compile_kwargs: optional dict of other `compile()` arguments.
+        callbacks: optional callbacks added to every trial's `fit`, or a
+            function `(hp, model) -> callbacks`; see `SelfieHyperModel`.
+        name: optional name of the hypermodel.
+        tunable: bool, whether the hyperparameters are tuned.
+
+    Example:
+
+    ```python
+    hypermodel = PretrainerHyperModel(
+        "rotation", config={"width": 0.25}, search_space={"weight_decay": 0.0}
+    )
+    tuner = keras_tuner.RandomSearch(
+        hypermodel, objective=pretrainer_objective("val_loss", "rotation"),
+        max_trials=5,
+    )
+    ```
+    """
+
+    def __init__(
+        self,
+        method,
+        config=None,
+        optimizer="sgd",
+        search_space=None,
+        compile_kwargs=None,
+        callbacks=None,
+        name=None,
+        tunable=True,
+    ):
+        from keras_selfie import methods
+        from keras_selfie.models.pretrainer import constructor_arguments
+
+        super().__init__(name=name, tunable=tunable)
+        self.method = method
+        self.pretrainer_class = methods.get(method)
+        config = dict(config or {})
+        unknown = sorted(set(config) - constructor_arguments(
+            self.pretrainer_class
+        ))
+        if unknown:
+            raise ValueError(
+                f"Argument `config` holds {unknown}, which "
+                f"{self.pretrainer_class.__name__} does not take. "
+                f"Received: config={config!r}"
+            )
+        self.config = config
+        declared = self.pretrainer_class.HYPERPARAMETERS
+        self.kinds = {
+            **_OPTIMIZER_KINDS,
+            **{name: spec[:2] for name, spec in declared.items()},
+        }
+        self.checks = {
+            "learning_rate": _CHECKS["learning_rate"],
+            "weight_decay": _CHECKS["weight_decay"],
+            **{name: spec[3] for name, spec in declared.items()},
+        }
+        self._setup(optimizer, search_space, compile_kwargs, callbacks)
+
+    def _defaults(self):
+        return {
+            **self._optimizer_defaults(),
+            **{
+                name: spec[2]
+                for name, spec in self.pretrainer_class.HYPERPARAMETERS.items()
+            },
+        }
+
+    def _model_defaults(self):
+        import inspect
+
+        parameters = inspect.signature(
+            self.pretrainer_class.__init__
+        ).parameters
+        return {
+            **self._optimizer_model_defaults(),
+            **{
+                name: parameters[name].default
+                for name in self.pretrainer_class.HYPERPARAMETERS
+            },
+        }
+
+    def build(self, hp):
+        """Returns the method's pretrainer built and compiled from `hp`."""
+        values = self.sample(hp)
+        pretrainer = self.pretrainer_class(
+            **self.config,
+            **{
+                name: values[name]
+                for name in self.pretrainer_class.HYPERPARAMETERS
+            },
+        )
+        return self._compile(pretrainer, values)
