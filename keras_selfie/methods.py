@@ -39,6 +39,12 @@ METHODS = {
         "context prediction: which of its 8 neighbours a patch is, beside "
         "a centre patch (Doersch, Gupta, Efros, 2015)",
     ),
+    "exemplar": (
+        "keras_selfie.models.exemplar_pretrainer",
+        "ExemplarPretrainer",
+        "Exemplar-CNN: which seed image each heavily transformed copy "
+        "comes from, its surrogate class (Dosovitskiy et al., 2014)",
+    ),
 }
 
 

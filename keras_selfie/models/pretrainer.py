@@ -65,6 +65,10 @@ class Pretrainer(keras.Model):
 
     # Every value `fit` reports -> "max" or "min". Subclasses extend it.
     METRIC_DIRECTIONS = {"loss": "min"}
+    # The constructor arguments a tuner searches (`tuning.
+    # PretrainerHyperModel`): name -> (kind "int"/"float"/"bool", sampling
+    # "linear"/"log"/None, default range or choices, check(name, value)).
+    HYPERPARAMETERS = {}
 
     def __init__(
         self,

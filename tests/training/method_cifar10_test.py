@@ -24,6 +24,13 @@ from keras_selfie import training
 # of batch `batch_size` and the learning rate. A method added to the registry adds its entry.
 RUNS = {
     "rotation": dict(steps=60, batch_size=16, learning_rate=0.05),
+    # The classifier that takes unlabeled images: each copy among the 16
+    # images of its group (chance 1/16; the test batches of 64 hold 4).
+    "exemplar": dict(
+        config={"classifier": "batch", "num_exemplars": 16,
+                "transformations_per_image": 2},
+        steps=20, batch_size=16, learning_rate=0.05,
+    ),
 }
 # How far above chance the test accuracy must be: in standard errors of the
 # accuracy of a guess at chance level over the same number of predictions.

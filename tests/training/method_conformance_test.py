@@ -43,6 +43,13 @@ TINY_ARGS = {
     "relative_patch_location": {
         "color_guard": "drop", "all_neighbors": True, "head_hidden_dim": 16,
     },
+    # The classifier that takes plain images: each copy among the 4 images
+    # of its group of the batch (the parametric and memory-bank ones need
+    # surrogate labels; exemplar_pretrainer_test checks them).
+    "exemplar": {
+        "classifier": "batch", "num_exemplars": 4,
+        "transformations_per_image": 1,
+    },
 }
 METHODS = [name for name in methods.names() if name != "selfie"]
 BACKBONE = {
