@@ -53,6 +53,14 @@ class RelativePatchLocationPretrainer(ClassificationPretrainer):
     patch into the other) from giving the answer away, and `jitter` keeps
     the patches from lining up exactly.
 
+    Where the paper samples the first patch uniformly and then a neighbour
+    that fits, the whole 3x3 layout is placed at a uniform position here:
+    the centre's position in the image is then the same for every label,
+    so it cannot hint at which neighbour was taken (a centre by the top
+    edge could only have neighbours below it). The paper's other guard,
+    downsampling some patches to as few as 100 pixels and back, is left
+    out: 8x8 patches have only 64.
+
     Chromatic aberration (lenses shift green against magenta towards the
     edges of a photo) lets a network tell where a patch lies in the image
     from its colour fringes alone, which gives away the relative position
