@@ -33,6 +33,12 @@ METHODS = {
         "rotation prediction: which of 0/90/180/270 degrees each image is "
         "turned by, all four in one batch (Gidaris et al., 2018)",
     ),
+    "jigsaw": (
+        "keras_selfie.models.jigsaw_pretrainer",
+        "JigsawPretrainer",
+        "jigsaw puzzles: which of K maximally distant permutations shuffled "
+        "a 3x3 grid of jittered tiles (Noroozi and Favaro, 2016)",
+    ),
 }
 
 

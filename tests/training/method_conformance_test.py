@@ -39,6 +39,7 @@ from seeded_run import seeded_pretrainer
 # Method -> its arguments for these tests, beside the tiny backbone.
 TINY_ARGS = {
     "rotation": {},
+    "jigsaw": {"num_permutations": 10, "head_hidden_dim": 16},
 }
 METHODS = [name for name in methods.names() if name != "selfie"]
 BACKBONE = {
