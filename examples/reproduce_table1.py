@@ -288,7 +288,11 @@ def pretrain(args, knn_train, knn_test, run_dir):
         for epoch in range(run.epochs)
     ]
     done = run.resumed_at_epoch
-    return run.pretrainer, {
+    # The weights without the optimizer's state (`save_weights` of a
+    # compiled model keeps it, doubling the file).
+    pretrainer = build_pretrainer(args)
+    pretrainer.set_weights(run.pretrainer.get_weights())
+    return pretrainer, {
         "steps": run.steps,
         "steps_per_epoch": run.steps_per_epoch,
         "resumed_at_epoch": done,

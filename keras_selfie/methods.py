@@ -33,6 +33,12 @@ METHODS = {
         "rotation prediction: which of 0/90/180/270 degrees each image is "
         "turned by, all four in one batch (Gidaris et al., 2018)",
     ),
+    "exemplar": (
+        "keras_selfie.models.exemplar_pretrainer",
+        "ExemplarPretrainer",
+        "Exemplar-CNN: which seed image each heavily transformed copy "
+        "comes from, its surrogate class (Dosovitskiy et al., 2014)",
+    ),
     "jigsaw": (
         "keras_selfie.models.jigsaw_pretrainer",
         "JigsawPretrainer",

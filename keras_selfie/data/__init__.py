@@ -35,6 +35,7 @@ from keras_selfie.data.augment import pretraining_augmentation
 from keras_selfie.data.augment import random_flip
 from keras_selfie.data.augment import random_resized_crop
 from keras_selfie.data.augment import scale_values
+from keras_selfie.data.exemplars import exemplar_dataset
 from keras_selfie.data.pipeline import distributed_dataset
 from keras_selfie.data.pipeline import make_dataset
 from keras_selfie.data.sources import from_arrays

@@ -5,6 +5,8 @@ run on batches with `keras.ops` inside the model, so that XLA compiles them
 and every replica of a `tf.distribute` strategy applies them to its rows.
 """
 
+import math
+
 import keras
 import numpy as np
 from keras import ops
@@ -34,6 +36,215 @@ def rotate90(images, k):
             f"Received shape={tuple(images.shape)}"
         )
     return ops.rot90(images, k=k, axes=(1, 2))
+
+
+FILL_MODES = ("reflect", "nearest", "constant")
+
+
+def _fill_index(index, size, fill_mode):
+    # Where an integer pixel index outside [0, size) reads from.
+    if fill_mode == "reflect":
+        # d c b a | a b c d | d c b a, as `keras.layers.RandomRotation`.
+        index = ops.mod(index, 2 * size)
+        return ops.where(index >= size, 2 * size - 1 - index, index)
+    return ops.clip(index, 0, size - 1)
+
+
+def affine_warp(images, rotation, scale, translation, fill_mode="reflect"):
+    """Rotates, scales and translates each image about its centre.
+
+    Each image gets its own transformation. The output pixel at `p` (row,
+    column) takes the input at `c + R(-rotation) (p - c - translation) /
+    scale`, with `c` the image's centre and `R(a)` the rotation by `a`
+    counter-clockwise (as displayed, rows going down), read with bilinear
+    interpolation between the four nearest pixels: what sits at `q` in the
+    input sits at `c + scale * R(rotation) (q - c) + translation` in the
+    output. Parameters 0, 1 and `(0, 0)` return the images unchanged, a
+    whole-pixel translation moves them exactly, and a rotation by 90
+    degrees turns them as `numpy.rot90` does (up to float32 rounding of
+    the sine and cosine).
+
+    Args:
+        images: `(n, height, width, channels)` float images.
+        rotation: `(n,)` angles in degrees, counter-clockwise.
+        scale: `(n,)` factors > 0; above 1 enlarges the content.
+        translation: `(n, 2)` shifts in pixels, `(down, right)`.
+        fill_mode: what is read outside the image: `"reflect"` (the image
+            mirrored at its border, `d c b a | a b c d | d c b a`),
+            `"nearest"` (the border pixel repeated) or `"constant"`
+            (zeros).
+
+    Returns:
+        The warped images, same shape and dtype.
+    """
+    fill_mode = check_choice("fill_mode", fill_mode, FILL_MODES)
+    height, width, channels = images.shape[1:]
+    # Coordinates in float64 for float64 images, else float32.
+    dtype = "float64" if images.dtype == "float64" else "float32"
+    angle = ops.cast(rotation, dtype) * (math.pi / 180)
+    cos = ops.cos(angle)[:, None, None]
+    sin = ops.sin(angle)[:, None, None]
+    scale = ops.cast(scale, dtype)[:, None, None]
+    translation = ops.cast(translation, dtype)
+    centre_y, centre_x = (height - 1) / 2, (width - 1) / 2
+    rows = ops.arange(height, dtype=dtype)[None, :, None] - centre_y
+    cols = ops.arange(width, dtype=dtype)[None, None, :] - centre_x
+    down = rows - translation[:, 0, None, None]
+    right = cols - translation[:, 1, None, None]
+    source_y = (cos * down + sin * right) / scale + centre_y
+    source_x = (cos * right - sin * down) / scale + centre_x
+    top = ops.floor(source_y)
+    left = ops.floor(source_x)
+    weight_y = ops.cast(source_y - top, images.dtype)[..., None]
+    weight_x = ops.cast(source_x - left, images.dtype)[..., None]
+    top = ops.cast(top, "int32")
+    left = ops.cast(left, "int32")
+    # Rows of image i start at i * height * width in the flat pixels.
+    flat = ops.reshape(images, (-1, channels))
+    offset = ops.arange(ops.shape(images)[0], dtype="int32")[:, None, None]
+    offset = offset * (height * width)
+
+    def read(y, x):
+        index = _fill_index(y, height, fill_mode) * width + _fill_index(
+            x, width, fill_mode
+        )
+        values = ops.reshape(
+            ops.take(flat, ops.reshape(offset + index, (-1,)), axis=0),
+            ops.shape(images),
+        )
+        if fill_mode != "constant":
+            return values
+        inside = (y >= 0) & (y < height) & (x >= 0) & (x < width)
+        return values * ops.cast(inside, images.dtype)[..., None]
+
+    upper = (read(top, left) * (1 - weight_x)
+             + read(top, left + 1) * weight_x)
+    lower = (read(top + 1, left) * (1 - weight_x)
+             + read(top + 1, left + 1) * weight_x)
+    return upper * (1 - weight_y) + lower * weight_y
+
+
+# The principal components of CIFAR-10's training pixels (RGB in [0, 1]),
+# one per row, by decreasing variance (0.172, 0.0125, 0.0027): brightness,
+# red against blue, green against magenta. ImageNet's (Krizhevsky et al.,
+# 2012) are the same axes within a few degrees.
+CIFAR10_COLOR_COMPONENTS = (
+    (0.5576658553, 0.5765563532, 0.5971528828),
+    (0.7029104918, 0.0546312824, -0.7091771736),
+    (0.4415038327, -0.8152289216, 0.3748015089),
+)
+
+
+def pca_contrast(images, factors, components=CIFAR10_COLOR_COMPONENTS):
+    """Scales each image's colours along the principal colour axes.
+
+    Exemplar-CNN's "contrast 1" (Dosovitskiy et al., 2014): the projection
+    of every pixel onto each principal component of pixel colours is
+    multiplied by a factor, the same for all pixels of an image. The
+    projections are taken about the image's mean colour, so the mean
+    colour stays and the factors change the contrast along each axis:
+    `x + sum_c (factors[c] - 1) <x - mean, u_c> u_c`. Factors of 1 return
+    the images unchanged. Values may leave `[0, 1]`.
+
+    Args:
+        images: `(n, height, width, 3)` float RGB images.
+        factors: `(n, 3)` factors, one per component.
+        components: three orthonormal RGB directions, one per row; by
+            default CIFAR-10's `CIFAR10_COLOR_COMPONENTS`.
+
+    Returns:
+        The images, same shape and dtype.
+    """
+    components = ops.cast(ops.convert_to_tensor(components), images.dtype)
+    deviation = images - ops.mean(images, axis=(1, 2), keepdims=True)
+    projection = ops.einsum("nhwc,kc->nhwk", deviation, components)
+    change = ops.cast(factors, images.dtype)[:, None, None, :] - 1
+    return images + ops.einsum("nhwk,kc->nhwc", projection * change,
+                               components)
+
+
+def rgb_to_hsv(images):
+    """RGB to HSV, all channels in `[0, 1]` (`colorsys.rgb_to_hsv`'s
+    formulas; hue 0 where the pixel is grey).
+
+    Args:
+        images: `(..., 3)` float RGB values in `[0, 1]`.
+
+    Returns:
+        `(..., 3)` hue, saturation and value, same dtype.
+    """
+    red, green, blue = ops.unstack(images, 3, axis=-1)
+    value = ops.max(images, axis=-1)
+    chroma = value - ops.min(images, axis=-1)
+    grey = chroma <= 0
+    safe_chroma = ops.where(grey, ops.ones_like(chroma), chroma)
+    safe_value = ops.where(value <= 0, ops.ones_like(value), value)
+    saturation = chroma / safe_value
+    hue = ops.where(
+        value == red,
+        ops.mod((green - blue) / safe_chroma, 6.0),
+        ops.where(
+            value == green,
+            (blue - red) / safe_chroma + 2,
+            (red - green) / safe_chroma + 4,
+        ),
+    )
+    hue = ops.where(grey, ops.zeros_like(hue), hue / 6)
+    return ops.stack([hue, saturation, value], axis=-1)
+
+
+def hsv_to_rgb(images):
+    """HSV to RGB, the inverse of `rgb_to_hsv` (hue taken modulo 1).
+
+    Args:
+        images: `(..., 3)` float hue, saturation and value.
+
+    Returns:
+        `(..., 3)` RGB values, same dtype.
+    """
+    hue, saturation, value = ops.unstack(images, 3, axis=-1)
+    channels = []
+    for n in (5.0, 3.0, 1.0):
+        k = ops.mod(n + 6 * hue, 6.0)
+        ramp = ops.clip(ops.minimum(k, 4 - k), 0, 1)
+        channels.append(value - value * saturation * ramp)
+    return ops.stack(channels, axis=-1)
+
+
+def adjust_hsv(images, hue_shift, powers, factors, shifts):
+    """Exemplar-CNN's "contrast 2" and "color" changes of RGB images.
+
+    In HSV, saturation and value each become `clip(x ** power * factor +
+    shift, 0, 1)` and the hue moves by `hue_shift` (modulo 1), with one set
+    of parameters per image (Dosovitskiy et al., 2014). Shifts 0 and powers
+    and factors 1 return the images (up to float rounding).
+
+    Args:
+        images: `(n, height, width, 3)` float RGB images in `[0, 1]`.
+        hue_shift: `(n,)` shifts of the hue, in turns.
+        powers: `(n, 2)` powers of saturation and value.
+        factors: `(n, 2)` factors of saturation and value.
+        shifts: `(n, 2)` shifts of saturation and value.
+
+    Returns:
+        The RGB images, same shape and dtype.
+    """
+    dtype = images.dtype
+
+    def per_image(x):
+        return ops.cast(x, dtype)[:, None, None]
+
+    hsv = rgb_to_hsv(images)
+    hue = hsv[..., 0] + per_image(hue_shift)
+    saturation_value = ops.clip(
+        ops.power(hsv[..., 1:], per_image(powers)) * per_image(factors)
+        + per_image(shifts),
+        0,
+        1,
+    )
+    return hsv_to_rgb(
+        ops.concatenate([hue[..., None], saturation_value], axis=-1)
+    )
 
 
 def jittered_grid_offsets(origins, jitter, grid_size, cell_size):

@@ -23,6 +23,10 @@ from keras_selfie.utils.validation import check_image_shape
 from keras_selfie.utils.validation import check_positive_int
 from keras_selfie.utils.validation import to_pair
 
+# Where a saved pretrainer keeps its seed generators' states: keys
+# `seed_generator_state_0`, `..._1`, ... beside its own variables.
+SEED_STATE_KEY = "seed_generator_state_"
+
 
 @keras.saving.register_keras_serializable(package="keras_selfie")
 class Pretrainer(keras.Model):
@@ -61,6 +65,10 @@ class Pretrainer(keras.Model):
 
     # Every value `fit` reports -> "max" or "min". Subclasses extend it.
     METRIC_DIRECTIONS = {"loss": "min"}
+    # The constructor arguments a tuner searches (`tuning.
+    # PretrainerHyperModel`): name -> (kind "int"/"float"/"bool", sampling
+    # "linear"/"log"/None, default range or choices, check(name, value)).
+    HYPERPARAMETERS = {}
 
     def __init__(
         self,
@@ -203,6 +211,30 @@ class Pretrainer(keras.Model):
             self.default_loss() if loss is None else keras.losses.get(loss)
         )
         super().compile(optimizer=optimizer, **kwargs)
+
+    def _own_seed_generators(self):
+        return [value for value in vars(self).values()
+                if isinstance(value, keras.random.SeedGenerator)]
+
+    def save_own_variables(self, store):
+        # Keras saves no `SeedGenerator` state, so a loaded task would draw
+        # its pairs, permutations or splits from the start of their
+        # sequences again; saving the states of the task's own generators
+        # makes a loaded model draw what the saved one would draw next.
+        super().save_own_variables(store)
+        for index, generator in enumerate(self._own_seed_generators()):
+            store[f"{SEED_STATE_KEY}{index}"] = generator.state
+
+    def load_own_variables(self, store):
+        names = list(store.keys())
+        for index, generator in enumerate(self._own_seed_generators()):
+            # Files saved before the states were saved leave them as made.
+            if f"{SEED_STATE_KEY}{index}" in names:
+                generator.state.assign(store[f"{SEED_STATE_KEY}{index}"])
+        super().load_own_variables({
+            name: store[name] for name in names
+            if not name.startswith(SEED_STATE_KEY)
+        })
 
     def get_compile_config(self):
         config = super().get_compile_config()

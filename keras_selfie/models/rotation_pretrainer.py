@@ -51,6 +51,11 @@ class RotationPretrainer(ClassificationPretrainer):
      - [Gidaris et al., 2018](https://arxiv.org/abs/1803.07728)
     """
 
+    HYPERPARAMETERS = {
+        "head_hidden_dim": ("int", "linear", (64, 512, 64),
+                            check_positive_int),
+    }
+
     def __init__(self, head_hidden_dim=None, backbone=None, **kwargs):
         super().__init__(**kwargs)
         if self.image_size[0] != self.image_size[1]:

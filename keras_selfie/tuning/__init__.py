@@ -1,8 +1,11 @@
-"""Hyperparameter search for Selfie pretraining with KerasTuner.
+"""Hyperparameter search for pretraining with KerasTuner.
 
 `SelfieHyperModel` builds compiled `SelfiePretrainer`s from a search space
-over the pretext network and the optimizer; `selfie_objective` names what a
-tuner should optimise among the metrics the pretrainer reports.
+over the pretext network and the optimizer; `PretrainerHyperModel` does the
+same for any method of `keras_selfie.methods` (the optimizer and the
+method's declared `HYPERPARAMETERS`); `selfie_objective` and
+`pretrainer_objective` name what a tuner should optimise among the metrics
+the pretrainer reports.
 
 Example:
 
@@ -24,5 +27,7 @@ tuner.search(train, validation_data=val, epochs=5, steps_per_epoch=100)
 """
 
 from keras_selfie.tuning.hypermodel import OBJECTIVE_DIRECTIONS
+from keras_selfie.tuning.hypermodel import PretrainerHyperModel
 from keras_selfie.tuning.hypermodel import SelfieHyperModel
+from keras_selfie.tuning.hypermodel import pretrainer_objective
 from keras_selfie.tuning.hypermodel import selfie_objective

@@ -106,6 +106,14 @@ def check_bool(name, value, allow_none=False):
     return value
 
 
+def check_number_in_range(name, value, low, high):
+    """Returns `value` as a float if it is a number with `low <= value <=
+    high`, else raises `ValueError`."""
+    if not _is_number(value) or not low <= value <= high:
+        _reject(name, value, f"a number in [{low}, {high}]")
+    return float(value)
+
+
 def check_non_empty_string(name, value):
     """Returns `value` if it is a non-empty string, else raises."""
     if not isinstance(value, str) or not value:

@@ -77,3 +77,18 @@ def test_config_round_trip_and_hidden_head():
         "loss": "min", "pretext_accuracy": "max"
     }
     assert model.chance_accuracy() == 0.25
+
+
+def test_load_pretrainer_and_presets_take_any_method(tmp_path):
+    model = keras_selfie.RotationPretrainer.from_preset("tiny", seed=3)
+    assert model.width == TINY["width"] and model.stem == TINY["stem"]
+    path = tmp_path / "rotation.keras"
+    model.save(path)
+    loaded = keras_selfie.load_pretrainer(path)
+    assert isinstance(loaded, keras_selfie.RotationPretrainer)
+    model.save_to_preset(tmp_path / "preset")
+    restored = keras_selfie.RotationPretrainer.from_preset(tmp_path / "preset")
+    for a, b in zip(restored.weights, model.weights):
+        np.testing.assert_array_equal(_np(a), _np(b))
+    with pytest.raises(ValueError, match="holds a 'RotationPretrainer'"):
+        keras_selfie.SelfiePretrainer.from_preset(tmp_path / "preset")

@@ -9,8 +9,8 @@ def test_short_pretraining_beats_chance_on_cifar10(tfds_data_dir, tmp_path):
         [
             "--steps", "200",
             "--width", "0.125",
-            "--eval-images", "512",
-            "--knn-train-images", "500",
+            "--eval-images", "256",
+            "--knn-train-images", "250",
             "--data-dir", tfds_data_dir,
             "--output-dir", str(tmp_path),
         ]
@@ -21,7 +21,7 @@ def test_short_pretraining_beats_chance_on_cifar10(tfds_data_dir, tmp_path):
     assert chance == 1 / 1024
     before = results["test_before"]["patch_accuracy"]
     after = results["test_after"]["patch_accuracy"]
-    # 512 images x 4 positions; 20x chance is far outside the noise of a
+    # 256 images x 4 positions; 20x chance is far outside the noise of a
     # model that learned nothing.
     assert before < 5 * chance
     assert after > 20 * chance, results

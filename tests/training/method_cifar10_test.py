@@ -24,6 +24,13 @@ from keras_selfie import training
 # of batch `batch_size` and the learning rate. A method added to the registry adds its entry.
 RUNS = {
     "rotation": dict(steps=60, batch_size=16, learning_rate=0.05),
+    # The classifier that takes unlabeled images: each copy among the 16
+    # images of its group (chance 1/16; the test batches of 64 hold 4).
+    "exemplar": dict(
+        config={"classifier": "batch", "num_exemplars": 16,
+                "transformations_per_image": 2},
+        steps=20, batch_size=16, learning_rate=0.05,
+    ),
     # 2x2 puzzles of 13x13 tiles, 10 permutations: 40 steps reach 0.29 to
     # 0.36 (seeds 0, 1; threshold 0.19). The default 3x3 grid of 8x8 tiles
     # needs about 150 steps (0.42 for both seeds).

@@ -39,6 +39,13 @@ from seeded_run import seeded_pretrainer
 # Method -> its arguments for these tests, beside the tiny backbone.
 TINY_ARGS = {
     "rotation": {},
+    # The classifier that takes plain images: each copy among the 4 images
+    # of its group of the batch (the parametric and memory-bank ones need
+    # surrogate labels; exemplar_pretrainer_test checks them).
+    "exemplar": {
+        "classifier": "batch", "num_exemplars": 4,
+        "transformations_per_image": 1,
+    },
     "jigsaw": {"num_permutations": 10, "head_hidden_dim": 16},
 }
 METHODS = [name for name in methods.names() if name != "selfie"]

@@ -242,3 +242,42 @@ def test_constructor_validation():
         SelfieHyperModel(**FIXED, optimizer="adam")
     with pytest.raises(ValueError, match="at least 5 patches"):
         SelfieHyperModel(image_size=16, patch_size=8)
+
+
+def test_pretrainer_hypermodel_searches_any_method(tmp_path):
+    from keras_selfie.tuning import PretrainerHyperModel
+    from keras_selfie.tuning import pretrainer_objective
+
+    model_hp = PretrainerHyperModel(
+        "rotation",
+        config={"image_size": 32, "width": FIXED["width"], "seed": 0},
+        search_space={"head_hidden_dim": [16, 32]},
+        compile_kwargs={"run_eagerly": True},
+    )
+    objective = pretrainer_objective("val_pretext_accuracy", "rotation")
+    assert objective.direction == "max"
+    tuner = random_search(model_hp, objective, tmp_path, max_trials=1)
+    search(tuner)
+    best_hp = tuner.get_best_hyperparameters(1)[0]
+    best = tuner.get_best_models(1)[0]
+    assert isinstance(best, keras_selfie.RotationPretrainer)
+    assert best.head_hidden_dim == best_hp.get("head_hidden_dim") in (16, 32)
+    assert best.width == FIXED["width"]
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(best.optimizer.learning_rate),
+        best_hp.get("learning_rate"), rtol=1e-6,
+    )
+
+
+def test_pretrainer_hypermodel_bad_input():
+    from keras_selfie.tuning import PretrainerHyperModel
+    from keras_selfie.tuning import pretrainer_objective
+
+    with pytest.raises(ValueError, match="method.*rotation"):
+        PretrainerHyperModel("rotations")
+    with pytest.raises(ValueError, match="patch_size"):
+        PretrainerHyperModel("rotation", config={"patch_size": 8})
+    with pytest.raises(ValueError, match="head_hidden_dim.*=0"):
+        PretrainerHyperModel("rotation", search_space={"head_hidden_dim": 0})
+    with pytest.raises(ValueError, match="patch_accuracy"):
+        pretrainer_objective("patch_accuracy", "rotation")
