@@ -27,8 +27,6 @@ PAPER_TILE_TO_CELL = (64, 75)
 # permutation; beyond, a seeded sample of this many.
 MAX_EXHAUSTIVE_TILES = 9
 CANDIDATE_SAMPLE = 362_880
-# Where `save_own_variables` keeps the random state of the puzzles.
-SEED_STATE_KEY = "seed_generator_state"
 
 
 @functools.lru_cache(maxsize=8)
@@ -105,14 +103,18 @@ def check_set_size(name, k, num_tiles, seed=0):
 def maximal_hamming_permutations(num_tiles, k, seed=0):
     """A set of `k` permutations of `num_tiles` tiles far apart.
 
-    The greedy search of Noroozi and Favaro (2016): start from a random
-    permutation, then repeatedly add the permutation whose Hamming distance
-    (the number of positions at which two permutations differ) to its
-    nearest permutation in the set is largest. Far-apart permutations make
-    distinct puzzles that the network can tell apart from a few tiles.
-    Ties are broken by the largest total distance to the set (the paper's
-    Algorithm 1 criterion), then by lexicographic order, so the set is a
-    function of `(num_tiles, k, seed)` alone.
+    A greedy search in the manner of Noroozi and Favaro's (2016) Algorithm
+    1: start from a random permutation, then repeatedly add the candidate
+    farthest from the set, by the Hamming distance (the number of positions
+    at which two permutations differ). Far-apart permutations make puzzles
+    that the network can tell apart from a few tiles. The paper's criterion
+    is the total (average) distance to the set; here it only breaks ties,
+    and the first criterion is the distance to the nearest permutation of
+    the set (max-min, a documented choice): the total alone can add a
+    permutation close to one already chosen, the max-min search keeps the
+    set's smallest distance large (6 for 9 tiles and `k=100`).
+    Remaining ties go to the first candidate in lexicographic order, so the
+    set is a function of `(num_tiles, k, seed)` alone.
 
     Up to 9 tiles every permutation is a candidate (9! = 362,880). NumPy
     keeps each candidate's distance to its nearest chosen permutation and
@@ -171,8 +173,10 @@ class JigsawPretrainer(ClassificationPretrainer):
     order (`num_tiles * d` per image), and a classifier with one hidden
     layer says which permutation it was. The paper's head is fc6 (1024
     units per tile), fc7 (4096 units on the concatenation) and fc8 (`K`);
-    here `P`'s pooled features stand for fc6, and the hidden layer is
-    smaller (`head_hidden_dim`).
+    here `P`'s pooled features stand for fc6, the hidden layer is smaller
+    (`head_hidden_dim`) and batch-normalised (`head_batch_norm`): the
+    concatenated features are all positive and differ little between
+    tiles, and without centring the short CIFAR-10 runs stay at chance.
 
     The permutations (`self.permutations`, `K` rows of `num_tiles` tile
     indices) are chosen by maximal Hamming distance from
@@ -210,6 +214,12 @@ class JigsawPretrainer(ClassificationPretrainer):
             of the hidden ReLU layer on the concatenated features (the
             paper's fc7). Defaults to 512, a choice: the paper's 4096 units
             classify 1000 permutations from 9 x 1024 features.
+        head_batch_norm: bool, whether the hidden layer is a dense layer
+            without bias, batch normalisation and ReLU (synchronized over
+            replicas with `synchronized_batch_norm`) rather than a dense
+            ReLU layer. Defaults to `True`, a choice (the paper's fc7 has
+            none): 40 steps on CIFAR-10 reach 0.29 to 0.36 on 2x2 puzzles
+            of 10 permutations with it, chance without.
         backbone: `None` or a `keras.Model` from images to `(batch, d)`
             features, used as `P` on the tiles.
         **kwargs: the arguments of `Pretrainer`: `image_size`,
@@ -239,6 +249,7 @@ class JigsawPretrainer(ClassificationPretrainer):
         permutation_seed=0,
         normalize_tiles=True,
         head_hidden_dim=512,
+        head_batch_norm=True,
         backbone=None,
         **kwargs,
     ):
@@ -298,6 +309,7 @@ class JigsawPretrainer(ClassificationPretrainer):
                 "head_hidden_dim", head_hidden_dim
             )
         self.head_hidden_dim = head_hidden_dim
+        self.head_batch_norm = check_bool("head_batch_norm", head_batch_norm)
         self.permutations, self.permutation_min_distance = (
             maximal_hamming_permutations(
                 self.num_tiles, num_permutations, self.permutation_seed
@@ -313,7 +325,7 @@ class JigsawPretrainer(ClassificationPretrainer):
                 self.num_classes,
                 head_hidden_dim,
                 self.dtype_policy,
-                batch_norm=True,
+                batch_norm=self.head_batch_norm,
                 synchronized=self.synchronized_batch_norm,
             )
             self.build((None, *self.image_size, self.num_channels))
@@ -379,22 +391,6 @@ class JigsawPretrainer(ClassificationPretrainer):
         logits = ops.cast(self.head(features), "float32")
         return {"logits": logits, "labels": labels, "tile_offsets": offsets}
 
-    def save_own_variables(self, store):
-        # Keras saves no `SeedGenerator` state, so a loaded model would draw
-        # the puzzles of the first step again; kept beside the weights, it
-        # draws what the saved model would have drawn next.
-        super().save_own_variables(store)
-        store[SEED_STATE_KEY] = self.seed_generator.state
-
-    def load_own_variables(self, store):
-        keys = list(store.keys())
-        if SEED_STATE_KEY in keys:
-            # Files saved before the state was kept lack it.
-            self.seed_generator.state.assign(store[SEED_STATE_KEY])
-        super().load_own_variables(
-            {key: store[key] for key in keys if key != SEED_STATE_KEY}
-        )
-
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -406,6 +402,7 @@ class JigsawPretrainer(ClassificationPretrainer):
                 "permutation_seed": self.permutation_seed,
                 "normalize_tiles": self.normalize_tiles,
                 "head_hidden_dim": self.head_hidden_dim,
+                "head_batch_norm": self.head_batch_norm,
             }
         )
         return config
