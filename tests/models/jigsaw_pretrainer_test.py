@@ -229,6 +229,7 @@ def test_the_draws_follow_the_random_state(model):
         ({"permutation_seed": -1}, "permutation_seed=-1"),
         ({"normalize_tiles": "yes"}, "normalize_tiles='yes'"),
         ({"head_hidden_dim": 0}, "head_hidden_dim=0"),
+        ({"head_batch_norm": 1}, "head_batch_norm=1"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -252,6 +253,10 @@ def test_defaults_fit_32x32_images_and_small_grids():
     assert model.permutations.shape == (100, 9)
     assert model.permutation_min_distance == 6
     assert model.chance_accuracy() == 0.01
+    # The hidden layer: dense without bias, batch normalisation, ReLU.
+    assert [w.shape for w in model.head.weights] == [
+        (9 * 4, 512), (512,), (512,), (512,), (512,), (512, 100), (100,)
+    ]
     # The paper's layout from its 225x225 crop: 75x75 cells, 64x64 tiles.
     paper = keras_selfie.JigsawPretrainer(
         image_size=225, num_permutations=10, backbone=_small_backbone()
@@ -269,8 +274,8 @@ def test_defaults_fit_32x32_images_and_small_grids():
 def test_config_round_trip():
     model = keras_selfie.JigsawPretrainer(
         **BACKBONE, grid_size=(2, 3), num_permutations=12,
-        permutation_seed=3, normalize_tiles=False, head_hidden_dim=16, seed=2,
-        backbone=_small_backbone(),
+        permutation_seed=3, normalize_tiles=False, head_hidden_dim=16,
+        head_batch_norm=False, seed=2, backbone=_small_backbone(),
     )
     config = model.get_config()
     clone = keras_selfie.JigsawPretrainer.from_config(config)
