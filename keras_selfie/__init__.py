@@ -25,6 +25,7 @@ from keras_selfie.layers import RowColPositionalEmbedding
 from keras_selfie.layers import TransformerBlock
 from keras_selfie.losses import DistractorSoftmaxLoss
 from keras_selfie.models import ExemplarPretrainer
+from keras_selfie.models import JigsawPretrainer
 from keras_selfie.models import Pretrainer
 from keras_selfie.models import RelativePatchLocationPretrainer
 from keras_selfie.models import RotationPretrainer

@@ -73,3 +73,21 @@ def tfds_data_dir():
             "TFDS_DATA_DIR to a folder holding cifar10/ to run this test."
         )
     return path
+
+
+def backbone_inputs(model, images):
+    """Calls `model(images, training=False)` and returns what its backbone
+    `model.patch_network` received (as NumPy) and the outputs."""
+    import keras
+
+    seen = []
+    original = model.patch_network
+    model.patch_network = lambda x, training=None: (
+        seen.append(keras.ops.convert_to_numpy(x)), original(x)
+    )[1]
+    try:
+        outputs = model(images, training=False)
+    finally:
+        model.patch_network = original
+    (inputs,) = seen
+    return inputs, outputs

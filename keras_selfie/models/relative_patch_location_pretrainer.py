@@ -4,17 +4,17 @@ import keras
 from keras import ops
 
 from keras_selfie.data.transforms import NEIGHBOR_OFFSETS
-from keras_selfie.data.transforms import crop_at
 from keras_selfie.data.transforms import drop_colors
+from keras_selfie.data.transforms import extract_tiles
 from keras_selfie.data.transforms import neighbor_pair_corners
 from keras_selfie.data.transforms import project_out_green_magenta
-from keras_selfie.data.transforms import uniform_to_int
 from keras_selfie.models.pretrainer import ClassificationPretrainer
 from keras_selfie.models.rotation_pretrainer import classification_head
 from keras_selfie.utils.distribution import replica_slice_of_global_draw
 from keras_selfie.utils.random import normal
 from keras_selfie.utils.random import seeded_construction
 from keras_selfie.utils.random import uniform
+from keras_selfie.utils.random import uniform_index
 from keras_selfie.utils.validation import check_bool
 from keras_selfie.utils.validation import check_choice
 from keras_selfie.utils.validation import check_non_negative
@@ -244,12 +244,12 @@ class RelativePatchLocationPretrainer(ClassificationPretrainer):
                 ops.arange(self.num_classes, dtype="int32"), batch_size
             )
         else:
-            labels = uniform_to_int(values[:, 8], self.num_classes)
+            labels = uniform_index(values[:, 8], self.num_classes)
         centre, neighbor = neighbor_pair_corners(
             values[:, :6], labels, self.image_size, self.patch_size,
             self.gap, self.jitter,
         )
-        keep = uniform_to_int(
+        keep = uniform_index(
             ops.concatenate([values[:, 6], values[:, 7]], axis=0),
             self.num_channels,
         )
@@ -280,13 +280,13 @@ class RelativePatchLocationPretrainer(ClassificationPretrainer):
         pairs = self.sample_pairs(batch_size)
         if self.all_neighbors:
             images = ops.concatenate([images] * self.num_classes, axis=0)
-        patches = ops.concatenate(
-            [
-                crop_at(images, pairs["centre"], self.patch_size),
-                crop_at(images, pairs["neighbor"], self.patch_size),
-            ],
-            axis=0,
+        tiles = extract_tiles(
+            images,
+            ops.stack([pairs["centre"], pairs["neighbor"]], axis=1),
+            self.patch_size,
         )
+        # The centres, then the neighbours.
+        patches = ops.concatenate([tiles[:, 0], tiles[:, 1]], axis=0)
         patches = self.guard_colors(patches, pairs["keep"], batch_size)
         features = self.patch_network(patches, training=training)
         centre, neighbor = ops.split(features, 2, axis=0)

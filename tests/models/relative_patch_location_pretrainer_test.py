@@ -9,6 +9,7 @@ import pytest
 
 import keras_selfie
 from conftest import TINY
+from conftest import backbone_inputs
 from keras_selfie.data import transforms
 from keras_selfie.utils.random import normal
 
@@ -37,15 +38,7 @@ def model_of(**kwargs):
 
 def seen_by_backbone(model, images):
     """What `P` sees in one call: the centres, then the neighbours."""
-    seen = []
-    original = model.patch_network
-    model.patch_network = lambda x, training=None: (seen.append(_np(x)),
-                                                    original(x))[1]
-    try:
-        outputs = model(images, training=False)
-    finally:
-        model.patch_network = original
-    (patches,) = seen
+    patches, outputs = backbone_inputs(model, images)
     centres, neighbors = np.split(patches, 2)
     return centres, neighbors, _np(outputs["labels"]), outputs
 
@@ -79,17 +72,6 @@ def test_neighbor_labels_run_row_by_row():
     assert transforms.NEIGHBOR_OFFSETS == tuple(
         (row, column) for row, column in itertools.product((-1, 0, 1), (
             -1, 0, 1)) if (row, column) != (0, 0)
-    )
-
-
-def test_crop_at_cuts_like_numpy_slicing():
-    images = np.random.default_rng(0).uniform(size=(3, 9, 7, 2))
-    corners = np.array([[0, 0], [6, 4], [2, 1]])
-    expected = np.stack([
-        image[r:r + 3, c:c + 3] for image, (r, c) in zip(images, corners)
-    ])
-    np.testing.assert_array_equal(
-        _np(transforms.crop_at(images, corners, 3)), expected
     )
 
 
