@@ -39,6 +39,12 @@ METHODS = {
         "Exemplar-CNN: which seed image each heavily transformed copy "
         "comes from, its surrogate class (Dosovitskiy et al., 2014)",
     ),
+    "simclr": (
+        "keras_selfie.models.simclr_pretrainer",
+        "SimCLRPretrainer",
+        "SimCLR: two augmented views of every image; each must find the "
+        "other among the batch's views, NT-Xent loss (Chen et al., 2020)",
+    ),
 }
 
 

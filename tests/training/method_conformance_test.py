@@ -46,6 +46,7 @@ TINY_ARGS = {
         "classifier": "batch", "num_exemplars": 4,
         "transformations_per_image": 1,
     },
+    "simclr": {},
 }
 METHODS = [name for name in methods.names() if name != "selfie"]
 BACKBONE = {
