@@ -26,6 +26,7 @@ from keras_selfie.layers import TransformerBlock
 from keras_selfie.losses import DistractorSoftmaxLoss
 from keras_selfie.losses import NTXentLoss
 from keras_selfie.models import ExemplarPretrainer
+from keras_selfie.models import JigsawPretrainer
 from keras_selfie.models import Pretrainer
 from keras_selfie.models import RotationPretrainer
 from keras_selfie.models import SelfiePretrainer

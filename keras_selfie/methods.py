@@ -39,6 +39,12 @@ METHODS = {
         "Exemplar-CNN: which seed image each heavily transformed copy "
         "comes from, its surrogate class (Dosovitskiy et al., 2014)",
     ),
+    "jigsaw": (
+        "keras_selfie.models.jigsaw_pretrainer",
+        "JigsawPretrainer",
+        "jigsaw puzzles: which of K maximally distant permutations shuffled "
+        "a 3x3 grid of jittered tiles (Noroozi and Favaro, 2016)",
+    ),
     "simclr": (
         "keras_selfie.models.simclr_pretrainer",
         "SimCLRPretrainer",

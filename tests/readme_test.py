@@ -86,3 +86,10 @@ def test_readme_examples_run(monkeypatch, tmp_path):
     for name in ("predictions.png", "curves.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list((tmp_path / "logs" / "images").glob("events.out.tfevents*"))
+
+
+def test_readme_lists_every_registered_method():
+    # The block under "The zoo of pretext tasks" is `keras-selfie methods`.
+    from keras_selfie.cli import methods
+
+    assert f"```\n{methods.listing()}```\n" in README.read_text()

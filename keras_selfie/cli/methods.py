@@ -19,10 +19,17 @@ def add_parser(subparsers):
     return parser
 
 
-def run(args):
+def listing():
+    """The registered methods, one a line: name and description."""
     from keras_selfie import methods
 
     listed = methods.list()
     width = max(len(name) for name in listed)
-    for name, description in listed.items():
-        print(f"{name:{width}}  {description}")
+    return "".join(
+        f"{name:{width}}  {description}\n"
+        for name, description in listed.items()
+    )
+
+
+def run(args):
+    print(listing(), end="")

@@ -1,6 +1,7 @@
 from keras_selfie.models.resnet import patch_network
 from keras_selfie.models.resnet import resnet50
 from keras_selfie.models.exemplar_pretrainer import ExemplarPretrainer
+from keras_selfie.models.jigsaw_pretrainer import JigsawPretrainer
 from keras_selfie.models.pretrainer import ClassificationPretrainer
 from keras_selfie.models.pretrainer import Pretrainer
 from keras_selfie.models.rotation_pretrainer import RotationPretrainer

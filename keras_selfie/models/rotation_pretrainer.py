@@ -101,11 +101,27 @@ class RotationPretrainer(ClassificationPretrainer):
 
 
 def classification_head(num_classes, hidden_dim=None, dtype=None,
-                        name="head"):
+                        name="head", batch_norm=False, synchronized=False):
     """A dense classifier, with one ReLU hidden layer of `hidden_dim`
-    units before it unless `hidden_dim` is `None`."""
+    units before it unless `hidden_dim` is `None`.
+
+    With `batch_norm`, the hidden layer is a dense layer without bias,
+    batch normalisation (over the replicas' global batch with
+    `synchronized`) and ReLU: the classifier then learns at the same
+    learning rate whatever the scale of its inputs."""
     layers = []
-    if hidden_dim is not None:
+    if hidden_dim is not None and batch_norm:
+        layers += [
+            keras.layers.Dense(
+                hidden_dim, use_bias=False, dtype=dtype, name=f"{name}_hidden"
+            ),
+            keras.layers.BatchNormalization(
+                synchronized=synchronized, dtype=dtype,
+                name=f"{name}_batch_norm",
+            ),
+            keras.layers.Activation("relu", dtype=dtype, name=f"{name}_relu"),
+        ]
+    elif hidden_dim is not None:
         layers.append(keras.layers.Dense(
             hidden_dim, activation="relu", dtype=dtype, name=f"{name}_hidden"
         ))

@@ -96,3 +96,25 @@ def draws_per_copy(seed_generator, batch_size, copies, columns):
         ops.transpose(ops.reshape(draws, (-1, copies, columns)), (1, 0, 2)),
         (-1, columns),
     )
+
+
+def uniform_index(values, count):
+    """Integers uniform in `[0, count)` from uniform `[0, 1)` values.
+
+    `floor(values * count)`, kept below `count`: float32 rounds `values *
+    count` up to `count` itself for values just below 1 (e.g. `(1 - 2**-24)
+    * 3`).
+
+    Args:
+        values: float tensor of `[0, 1)` values, e.g. from `uniform`.
+        count: int, or ints broadcasting against `values` (a count per
+            column).
+
+    Returns:
+        An int32 tensor of the shape of `values`.
+    """
+    count = ops.convert_to_tensor(count, "int32")
+    index = ops.cast(
+        ops.floor(values * ops.cast(count, values.dtype)), "int32"
+    )
+    return ops.minimum(index, count - 1)
