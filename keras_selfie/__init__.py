@@ -24,12 +24,14 @@ from keras_selfie.layers import PatchExtractor
 from keras_selfie.layers import RowColPositionalEmbedding
 from keras_selfie.layers import TransformerBlock
 from keras_selfie.losses import DistractorSoftmaxLoss
+from keras_selfie.losses import NTXentLoss
 from keras_selfie.models import ExemplarPretrainer
 from keras_selfie.models import JigsawPretrainer
 from keras_selfie.models import Pretrainer
 from keras_selfie.models import RelativePatchLocationPretrainer
 from keras_selfie.models import RotationPretrainer
 from keras_selfie.models import SelfiePretrainer
+from keras_selfie.models import SimCLRPretrainer
 from keras_selfie.models import load_pretrainer
 from keras_selfie.models import patch_network
 from keras_selfie.models import resnet50

@@ -51,6 +51,12 @@ METHODS = {
         "jigsaw puzzles: which of K maximally distant permutations shuffled "
         "a 3x3 grid of jittered tiles (Noroozi and Favaro, 2016)",
     ),
+    "simclr": (
+        "keras_selfie.models.simclr_pretrainer",
+        "SimCLRPretrainer",
+        "SimCLR: two augmented views of every image; each must find the "
+        "other among the batch's views, NT-Xent loss (Chen et al., 2020)",
+    ),
 }
 
 

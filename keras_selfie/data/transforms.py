@@ -79,7 +79,7 @@ def affine_warp(images, rotation, scale, translation, fill_mode="reflect"):
         The warped images, same shape and dtype.
     """
     fill_mode = check_choice("fill_mode", fill_mode, FILL_MODES)
-    height, width, channels = images.shape[1:]
+    height, width = images.shape[1:3]
     # Coordinates in float64 for float64 images, else float32.
     dtype = "float64" if images.dtype == "float64" else "float32"
     angle = ops.cast(rotation, dtype) * (math.pi / 180)
@@ -94,6 +94,31 @@ def affine_warp(images, rotation, scale, translation, fill_mode="reflect"):
     right = cols - translation[:, 1, None, None]
     source_y = (cos * down + sin * right) / scale + centre_y
     source_x = (cos * right - sin * down) / scale + centre_x
+    return bilinear_sample(images, source_y, source_x, fill_mode)
+
+
+def bilinear_sample(images, source_y, source_x, fill_mode="reflect"):
+    """Reads each image at real-valued pixel positions, bilinearly.
+
+    Output pixel `(i, j)` of image `n` interpolates between the four input
+    pixels nearest to `(source_y[n, i, j], source_x[n, i, j])` (row and
+    column, pixel centres at whole numbers); an integer position reads its
+    pixel exactly. The shared reader of `affine_warp` and
+    `crop_and_resize`.
+
+    Args:
+        images: `(n, height, width, channels)` float images.
+        source_y: `(n, out_height, out_width)` rows to read.
+        source_x: `(n, out_height, out_width)` columns to read.
+        fill_mode: what is read outside the image: `"reflect"`,
+            `"nearest"` or `"constant"` (zeros); see `affine_warp`.
+
+    Returns:
+        `(n, out_height, out_width, channels)` images, dtype of `images`.
+    """
+    fill_mode = check_choice("fill_mode", fill_mode, FILL_MODES)
+    height, width, channels = images.shape[1:]
+    out_shape = (-1, *source_y.shape[1:], channels)
     top = ops.floor(source_y)
     left = ops.floor(source_x)
     weight_y = ops.cast(source_y - top, images.dtype)[..., None]
@@ -111,7 +136,7 @@ def affine_warp(images, rotation, scale, translation, fill_mode="reflect"):
         )
         values = ops.reshape(
             ops.take(flat, ops.reshape(offset + index, (-1,)), axis=0),
-            ops.shape(images),
+            out_shape,
         )
         if fill_mode != "constant":
             return values
@@ -246,6 +271,221 @@ def adjust_hsv(images, hue_shift, powers, factors, shifts):
     return hsv_to_rgb(
         ops.concatenate([hue[..., None], saturation_value], axis=-1)
     )
+
+
+def resized_crop_boxes(draws, image_size, scale=(0.08, 1.0),
+                       aspect_ratio=(3 / 4, 4 / 3)):
+    """Inception-style random crop boxes from uniform draws.
+
+    Each attempt proposes a box covering a fraction of the image's area
+    drawn uniformly in `scale`, with a width/height ratio drawn
+    log-uniformly in `aspect_ratio`, at a uniformly drawn position; the
+    first attempt that fits inside the image is kept, and the whole image
+    if none does (as `tf.image.sample_distorted_bounding_box` and
+    torchvision's `RandomResizedCrop` do; the box is not rounded to whole
+    pixels).
+
+    Args:
+        draws: `(n, attempts, 4)` uniform values in `[0, 1)`: area,
+            ratio, vertical and horizontal position of each attempt.
+        image_size: `(height, width)` of the images.
+        scale: `(min, max)` fraction of the image area.
+        aspect_ratio: `(min, max)` width/height ratio of the box.
+
+    Returns:
+        `(n, 4)` boxes `(top, left, height, width)` in pixels, dtype of
+        `draws`.
+    """
+    height, width = image_size
+    dtype = draws.dtype
+    area = (scale[0] + draws[..., 0] * (scale[1] - scale[0])) * (
+        height * width
+    )
+    low, high = math.log(aspect_ratio[0]), math.log(aspect_ratio[1])
+    ratio = ops.exp(low + draws[..., 1] * (high - low))
+    box_height = ops.sqrt(area / ratio)
+    box_width = ops.sqrt(area * ratio)
+    fits = (box_height <= height) & (box_width <= width)
+    # The first attempt that fits, or none (the whole image).
+    first = ops.argmax(ops.cast(fits, "int32"), axis=1)
+    chosen = ops.one_hot(first, draws.shape[1], dtype=dtype) * ops.cast(
+        ops.any(fits, axis=1), dtype
+    )[:, None]
+
+    def pick(values, whole):
+        return ops.sum(values * chosen, axis=1) + whole * (
+            1 - ops.sum(chosen, axis=1)
+        )
+
+    box_height = pick(box_height, height)
+    box_width = pick(box_width, width)
+    top = pick(draws[..., 2], 0.0) * (height - box_height)
+    left = pick(draws[..., 3], 0.0) * (width - box_width)
+    return ops.stack([top, left, box_height, box_width], axis=-1)
+
+
+def crop_and_resize(images, boxes, size=None):
+    """Crops a box of each image and resizes it, bilinearly.
+
+    Output pixel `(i, j)` reads the input at row `top + (i + 0.5) *
+    box_height / out_height - 0.5` and column `left + (j + 0.5) * box_width
+    / out_width - 0.5` (pixel centres, as `tf.image.resize` without
+    antialiasing), the image's border pixel repeated where that falls
+    outside. The box `(0, 0, height, width)` at the image's own size
+    returns the images unchanged.
+
+    Args:
+        images: `(n, height, width, channels)` float images.
+        boxes: `(n, 4)` boxes `(top, left, height, width)` in pixels (real
+            numbers; see `resized_crop_boxes`).
+        size: `(out_height, out_width)`; `None` for the images' size.
+
+    Returns:
+        `(n, out_height, out_width, channels)` images, dtype of `images`.
+    """
+    out_height, out_width = size or tuple(images.shape[1:3])
+    dtype = "float64" if images.dtype == "float64" else "float32"
+    boxes = ops.cast(boxes, dtype)
+    top, left, box_height, box_width = (
+        ops.reshape(boxes[:, k], (-1, 1, 1)) for k in range(4)
+    )
+    rows = ops.arange(out_height, dtype=dtype)[None, :, None] + 0.5
+    cols = ops.arange(out_width, dtype=dtype)[None, None, :] + 0.5
+    source_y = top + rows * (box_height / out_height) - 0.5
+    source_x = left + cols * (box_width / out_width) - 0.5
+    shape = (ops.shape(images)[0], out_height, out_width)
+    return bilinear_sample(
+        images,
+        ops.broadcast_to(source_y, shape),
+        ops.broadcast_to(source_x, shape),
+        fill_mode="nearest",
+    )
+
+
+def flip_left_right(images, flip):
+    """Mirrors the images whose `flip` is true, left to right.
+
+    Args:
+        images: `(n, height, width, channels)`.
+        flip: `(n,)` booleans.
+
+    Returns:
+        The images, same shape and dtype.
+    """
+    return ops.where(
+        ops.cast(flip, "bool")[:, None, None, None],
+        ops.flip(images, axis=2),
+        images,
+    )
+
+
+# The luma weights of `tf.image.rgb_to_grayscale` (ITU-R BT.601).
+GRAYSCALE_WEIGHTS = (0.2989, 0.5870, 0.1140)
+
+
+def grayscale(images):
+    """RGB images to grey, kept as 3 equal channels.
+
+    The grey value is `0.2989 R + 0.5870 G + 0.1140 B`, as
+    `tf.image.rgb_to_grayscale`; the channels are repeated so that the
+    image keeps its shape (SimCLR's colour drop).
+
+    Args:
+        images: `(..., 3)` float RGB values.
+
+    Returns:
+        `(..., 3)` values, same dtype.
+    """
+    weights = ops.cast(ops.convert_to_tensor(GRAYSCALE_WEIGHTS), images.dtype)
+    grey = ops.sum(images * weights, axis=-1, keepdims=True)
+    return ops.repeat(grey, 3, axis=-1)
+
+
+def color_jitter(images, brightness, contrast, saturation, hue):
+    """SimCLR's colour jitter of RGB images, one set of changes per image.
+
+    In this order (the paper's listing, Chen et al., 2020, Appendix A),
+    each result clipped to `[0, 1]` (as the authors' code does after every
+    step):
+
+    - brightness: `x + brightness` (`tf.image.adjust_brightness`);
+    - contrast: `(x - mean) * contrast + mean`, the mean of each channel
+      over the image (`tf.image.adjust_contrast`);
+    - saturation and hue: in HSV (`adjust_hsv`), the saturation multiplied
+      by `saturation` (clipped to `[0, 1]`) and the hue moved by `hue`
+      turns (`tf.image.adjust_saturation`, `tf.image.adjust_hue`).
+
+    `0, 1, 1, 0` leaves images in `[0, 1]` unchanged (up to float
+    rounding).
+
+    Args:
+        images: `(n, height, width, 3)` float RGB images in `[0, 1]`.
+        brightness: `(n,)` additive changes.
+        contrast: `(n,)` contrast factors.
+        saturation: `(n,)` saturation factors.
+        hue: `(n,)` hue shifts, in turns.
+
+    Returns:
+        The RGB images, in `[0, 1]`, same shape and dtype.
+    """
+    dtype = images.dtype
+
+    def per_image(x):
+        return ops.cast(x, dtype)[:, None, None, None]
+
+    images = ops.clip(images + per_image(brightness), 0, 1)
+    mean = ops.mean(images, axis=(1, 2), keepdims=True)
+    images = ops.clip((images - mean) * per_image(contrast) + mean, 0, 1)
+    saturation = ops.cast(saturation, dtype)
+    ones = ops.ones_like(saturation)
+    return adjust_hsv(
+        images,
+        hue,
+        powers=ops.stack([ones, ones], axis=-1),
+        factors=ops.stack([saturation, ones], axis=-1),
+        shifts=ops.zeros((ops.shape(saturation)[0], 2), dtype),
+    )
+
+
+def gaussian_blur(images, sigma, kernel_size):
+    """Blurs each image with a Gaussian of its own standard deviation.
+
+    A separable blur of `kernel_size` taps (odd), the weights
+    `exp(-k^2 / (2 sigma^2))` for `k = -r ... r` normalised to sum 1, the
+    image mirrored at its border (`d c b a | a b c d | d c b a`).
+
+    Args:
+        images: `(n, height, width, channels)` float images.
+        sigma: `(n,)` standard deviations in pixels, > 0.
+        kernel_size: odd int >= 1; 1 returns the images.
+
+    Returns:
+        The blurred images, same shape and dtype.
+    """
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(
+            "Argument `kernel_size` must be an odd int >= 1. Received: "
+            f"kernel_size={kernel_size}"
+        )
+    radius = kernel_size // 2
+    if radius == 0:
+        return images
+    height, width = images.shape[1:3]
+    taps = ops.arange(-radius, radius + 1, dtype=images.dtype)
+    sigma = ops.cast(sigma, images.dtype)[:, None]
+    weights = ops.exp(-ops.square(taps)[None, :] / (2 * ops.square(sigma)))
+    weights = weights / ops.sum(weights, axis=1, keepdims=True)
+
+    def blur(x, axis, size):
+        index = ops.arange(size, dtype="int32")
+        out = 0
+        for k in range(-radius, radius + 1):
+            shifted = ops.take(x, _fill_index(index + k, size, "reflect"),
+                               axis=axis)
+            out = out + shifted * weights[:, k + radius, None, None, None]
+        return out
+
+    return blur(blur(images, 1, height), 2, width)
 
 
 def jittered_grid_offsets(origins, jitter, grid_size, cell_size):

@@ -6,3 +6,6 @@ from keras_selfie.losses.distractor_softmax_loss import distractor_logits
 from keras_selfie.losses.distractor_softmax_loss import (
     distractor_softmax_crossentropy,
 )
+from keras_selfie.losses.nt_xent_loss import NTXentLoss
+from keras_selfie.losses.nt_xent_loss import nt_xent
+from keras_selfie.losses.nt_xent_loss import nt_xent_logits

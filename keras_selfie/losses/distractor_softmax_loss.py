@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from keras_selfie.losses.paired_inputs import check_paired_inputs
 from keras_selfie.utils.distribution import gather_across_replicas
 from keras_selfie.utils.distribution import replica_row_offset
 from keras_selfie.utils.validation import check_choice
@@ -201,27 +202,12 @@ class DistractorSoftmaxLoss(keras.losses.Loss):
         self.temperature = check_temperature(temperature)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        for arg, value in (("y_true", y_true), ("y_pred", y_pred)):
-            if len(value.shape) != 3:
-                raise ValueError(
-                    f"DistractorSoftmaxLoss expects `{arg}` of shape "
-                    f"(batch_size, M, d). Received shape={tuple(value.shape)}"
-                )
-        if any(
-            a is not None and b is not None and a != b
-            for a, b in zip(y_true.shape, y_pred.shape)
-        ):
-            raise ValueError(
-                "DistractorSoftmaxLoss expects `y_true` (decoder features) "
-                "and `y_pred` (queries) of the same shape. Received "
-                f"{tuple(y_true.shape)} and {tuple(y_pred.shape)}"
-            )
-        if sample_weight is not None:
-            sample_weight = ops.convert_to_tensor(sample_weight)
-            if len(sample_weight.shape) == 1:
-                # One weight per image; Keras would align it with the last
-                # axis (the M positions) instead.
-                sample_weight = sample_weight[:, None]
+        # One weight per image gets a trailing axis; Keras would align it
+        # with the last axis (the M positions) instead.
+        sample_weight = check_paired_inputs(
+            "DistractorSoftmaxLoss", y_true, y_pred, sample_weight,
+            "(batch_size, M, d)", ("decoder features", "queries"),
+        )
         return super().__call__(y_true, y_pred, sample_weight=sample_weight)
 
     def call(self, y_true, y_pred):

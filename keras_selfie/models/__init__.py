@@ -10,6 +10,7 @@ from keras_selfie.models.relative_patch_location_pretrainer import (
 from keras_selfie.models.rotation_pretrainer import RotationPretrainer
 from keras_selfie.models.saving import load_pretrainer
 from keras_selfie.models.selfie_pretrainer import SelfiePretrainer
+from keras_selfie.models.simclr_pretrainer import SimCLRPretrainer
 from keras_selfie.models.transfer import copy_patch_network_weights
 from keras_selfie.models.transfer import transfer_to_resnet36_attention_pooling
 from keras_selfie.models.transfer import transfer_to_resnet50

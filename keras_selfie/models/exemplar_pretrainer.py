@@ -10,9 +10,8 @@ from keras_selfie.data.transforms import pca_contrast
 from keras_selfie.models.pretrainer import ClassificationPretrainer
 from keras_selfie.models.rotation_pretrainer import classification_head
 from keras_selfie.utils.distribution import gather_across_replicas
-from keras_selfie.utils.distribution import replica_slice_of_global_draw
+from keras_selfie.utils.random import draws_per_copy
 from keras_selfie.utils.random import seeded_construction
-from keras_selfie.utils.random import uniform
 from keras_selfie.utils.validation import check_choice
 from keras_selfie.utils.validation import check_fraction
 from keras_selfie.utils.validation import check_int_in_range
@@ -356,19 +355,9 @@ class ExemplarPretrainer(ClassificationPretrainer):
             (saturation, value) and `"hue_shift"` `(n,)`. A transformation
             that is off gets the parameters of no change.
         """
-        copies = self.transformations_per_image
-        draws = replica_slice_of_global_draw(
-            lambda size: uniform(
-                (size, copies * _DRAWS_PER_COPY), self.seed_generator
-            ),
-            batch_size,
-        )
-        # (batch, K, draws) -> (K * batch, draws), copy-major like `call`.
-        draws = ops.reshape(
-            ops.transpose(
-                ops.reshape(draws, (-1, copies, _DRAWS_PER_COPY)), (1, 0, 2)
-            ),
-            (-1, _DRAWS_PER_COPY),
+        draws = draws_per_copy(
+            self.seed_generator, batch_size, self.transformations_per_image,
+            _DRAWS_PER_COPY,
         )
         # A float32 `exp` can round its last bit otherwise on 4 values than
         # on 8 (vectorised or not), and the copies would differ between a

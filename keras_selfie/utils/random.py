@@ -6,6 +6,8 @@ import random as python_random
 
 from keras import ops
 
+from keras_selfie.utils.distribution import replica_slice_of_global_draw
+
 _GOLDEN = 0x9E3779B9
 
 
@@ -66,6 +68,34 @@ def seeded_construction(seed):
         yield
     finally:
         python_random.setstate(state)
+
+
+def draws_per_copy(seed_generator, batch_size, copies, columns):
+    """Uniform draws for `copies` transformed copies of every image.
+
+    Drawn for the global batch and sliced to this replica's rows
+    (`replica_slice_of_global_draw`), so that each copy gets the numbers it
+    would get on one device, under XLA or not (`uniform`).
+
+    Args:
+        seed_generator: a `keras.random.SeedGenerator`; advanced by one.
+        batch_size: this replica's number of images (int or scalar tensor).
+        copies: int, copies of each image.
+        columns: int, numbers per copy.
+
+    Returns:
+        `(copies * batch_size, columns)` float32 values in `[0, 1)`,
+        copy-major: row `k * batch_size + i` for copy `k` of image `i`.
+    """
+    draws = replica_slice_of_global_draw(
+        lambda size: uniform((size, copies * columns), seed_generator),
+        batch_size,
+    )
+    # (batch, copies, columns) -> (copies * batch, columns).
+    return ops.reshape(
+        ops.transpose(ops.reshape(draws, (-1, copies, columns)), (1, 0, 2)),
+        (-1, columns),
+    )
 
 
 def uniform_index(values, count):

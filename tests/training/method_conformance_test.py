@@ -50,6 +50,7 @@ TINY_ARGS = {
         "classifier": "batch", "num_exemplars": 4,
         "transformations_per_image": 1,
     },
+    "simclr": {},
     # The default 3x3 puzzles; a plain hidden layer (float32 XLA and eager
     # batch normalisation over 4 puzzles differ by up to 2e-4).
     "jigsaw": {
