@@ -6,3 +6,9 @@ from keras_selfie.losses.distractor_softmax_loss import distractor_logits
 from keras_selfie.losses.distractor_softmax_loss import (
     distractor_softmax_crossentropy,
 )
+from keras_selfie.losses.masked_reconstruction_loss import (
+    MaskedReconstructionLoss,
+)
+from keras_selfie.losses.masked_reconstruction_loss import (
+    masked_squared_error,
+)
