@@ -24,6 +24,8 @@ from keras_selfie.layers import PatchExtractor
 from keras_selfie.layers import RowColPositionalEmbedding
 from keras_selfie.layers import TransformerBlock
 from keras_selfie.losses import DistractorSoftmaxLoss
+from keras_selfie.losses import MaskedReconstructionLoss
+from keras_selfie.models import ContextEncoderPretrainer
 from keras_selfie.models import ExemplarPretrainer
 from keras_selfie.models import Pretrainer
 from keras_selfie.models import RotationPretrainer

@@ -39,6 +39,12 @@ METHODS = {
         "Exemplar-CNN: which seed image each heavily transformed copy "
         "comes from, its surrogate class (Dosovitskiy et al., 2014)",
     ),
+    "context_encoder": (
+        "keras_selfie.models.context_encoder_pretrainer",
+        "ContextEncoderPretrainer",
+        "context-encoder inpainting: paint a hidden central square (or "
+        "random blocks) back from the rest, L2 loss (Pathak et al., 2016)",
+    ),
 }
 
 

@@ -1,5 +1,8 @@
 from keras_selfie.models.resnet import patch_network
 from keras_selfie.models.resnet import resnet50
+from keras_selfie.models.context_encoder_pretrainer import (
+    ContextEncoderPretrainer,
+)
 from keras_selfie.models.exemplar_pretrainer import ExemplarPretrainer
 from keras_selfie.models.pretrainer import ClassificationPretrainer
 from keras_selfie.models.pretrainer import Pretrainer

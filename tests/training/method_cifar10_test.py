@@ -19,6 +19,8 @@ from keras_selfie import data
 from keras_selfie import evaluation
 from keras_selfie import methods
 from keras_selfie import training
+from keras_selfie.losses import masked_squared_error
+from keras_selfie.models import ClassificationPretrainer
 
 # Method -> its run: arguments beside the tiny backbone (`config`), steps
 # of batch `batch_size` and the learning rate. A method added to the registry adds its entry.
@@ -30,6 +32,11 @@ RUNS = {
         config={"classifier": "batch", "num_exemplars": 16,
                 "transformations_per_image": 2},
         steps=20, batch_size=16, learning_rate=0.05,
+    ),
+    # Held-out error of the hole below filling it with the mean colour.
+    "context_encoder": dict(
+        config={"decoder_filters": 16}, steps=60, batch_size=32,
+        learning_rate=0.1,
     ),
 }
 # How far above chance the test accuracy must be: in standard errors of the
@@ -72,6 +79,8 @@ def test_short_pretraining_beats_chance_on_cifar10(
         data.load_tfds("cifar10", "test[:256]", data_dir=tfds_data_dir),
         64, training=False,
     )
+    if not isinstance(pretrainer, ClassificationPretrainer):
+        return _check_reconstruction(method, pretrainer, test)
     correct = total = 0
     for batch in test:
         outputs = pretrainer(batch, training=False)
@@ -85,3 +94,27 @@ def test_short_pretraining_beats_chance_on_cifar10(
         chance * (1 - chance) / total
     )
     assert accuracy > threshold, (method, accuracy, chance, total)
+
+
+def _check_reconstruction(method, pretrainer, test):
+    """A reconstruction method's held-out error must be clearly below that
+    of predicting what P saw (the hole filled with the fill colour, the
+    interpolated small image): paired over the test images, the mean
+    difference must be below 0 by `STANDARD_ERRORS` standard errors."""
+    differences = []
+    for batch in test:
+        outputs = pretrainer(batch, training=False)
+        errors = [
+            masked_squared_error(
+                outputs["targets"], outputs[key], outputs.get("mask")
+            )
+            for key in ("reconstruction", "inputs")
+        ]
+        differences.append(np.asarray(errors[0]) - np.asarray(errors[1]))
+    differences = np.concatenate(differences)
+    mean = differences.mean()
+    standard_error = differences.std(ddof=1) / math.sqrt(len(differences))
+    assert mean + STANDARD_ERRORS * standard_error < 0, (
+        method, "reconstruction minus baseline (P's input) squared error",
+        mean, standard_error, len(differences),
+    )
