@@ -30,6 +30,7 @@ from keras_selfie.models import ExemplarPretrainer
 from keras_selfie.models import Pretrainer
 from keras_selfie.models import RotationPretrainer
 from keras_selfie.models import SelfiePretrainer
+from keras_selfie.models import SuperResolutionPretrainer
 from keras_selfie.models import load_pretrainer
 from keras_selfie.models import patch_network
 from keras_selfie.models import resnet50

@@ -45,6 +45,12 @@ METHODS = {
         "context-encoder inpainting: paint a hidden central square (or "
         "random blocks) back from the rest, L2 loss (Pathak et al., 2016)",
     ),
+    "super_resolution": (
+        "keras_selfie.models.super_resolution_pretrainer",
+        "SuperResolutionPretrainer",
+        "super-resolution: restore each image from its 4x smaller copy, "
+        "bicubic-upsampled, L2 loss (SRCNN's setting, Dong et al., 2014)",
+    ),
 }
 
 

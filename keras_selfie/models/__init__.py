@@ -6,9 +6,15 @@ from keras_selfie.models.context_encoder_pretrainer import (
 from keras_selfie.models.exemplar_pretrainer import ExemplarPretrainer
 from keras_selfie.models.pretrainer import ClassificationPretrainer
 from keras_selfie.models.pretrainer import Pretrainer
+from keras_selfie.models.reconstruction_pretrainer import (
+    ReconstructionPretrainer,
+)
 from keras_selfie.models.rotation_pretrainer import RotationPretrainer
 from keras_selfie.models.saving import load_pretrainer
 from keras_selfie.models.selfie_pretrainer import SelfiePretrainer
+from keras_selfie.models.super_resolution_pretrainer import (
+    SuperResolutionPretrainer,
+)
 from keras_selfie.models.transfer import copy_patch_network_weights
 from keras_selfie.models.transfer import transfer_to_resnet36_attention_pooling
 from keras_selfie.models.transfer import transfer_to_resnet50

@@ -49,6 +49,7 @@ TINY_ARGS = {
     # Random blocks: the masks drawn in the step are what XLA and Mirrored
     # must reproduce (the central square draws nothing).
     "context_encoder": {"region": "random_blocks", "decoder_filters": 16},
+    "super_resolution": {"decoder_filters": 16},
 }
 METHODS = [name for name in methods.names() if name != "selfie"]
 BACKBONE = {
