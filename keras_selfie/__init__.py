@@ -24,7 +24,9 @@ from keras_selfie.layers import PatchExtractor
 from keras_selfie.layers import RowColPositionalEmbedding
 from keras_selfie.layers import TransformerBlock
 from keras_selfie.losses import DistractorSoftmaxLoss
+from keras_selfie.losses import MaskedReconstructionLoss
 from keras_selfie.losses import NTXentLoss
+from keras_selfie.models import ContextEncoderPretrainer
 from keras_selfie.models import ExemplarPretrainer
 from keras_selfie.models import JigsawPretrainer
 from keras_selfie.models import Pretrainer
@@ -32,6 +34,7 @@ from keras_selfie.models import RelativePatchLocationPretrainer
 from keras_selfie.models import RotationPretrainer
 from keras_selfie.models import SelfiePretrainer
 from keras_selfie.models import SimCLRPretrainer
+from keras_selfie.models import SuperResolutionPretrainer
 from keras_selfie.models import load_pretrainer
 from keras_selfie.models import patch_network
 from keras_selfie.models import resnet50

@@ -57,6 +57,18 @@ METHODS = {
         "SimCLR: two augmented views of every image; each must find the "
         "other among the batch's views, NT-Xent loss (Chen et al., 2020)",
     ),
+    "context_encoder": (
+        "keras_selfie.models.context_encoder_pretrainer",
+        "ContextEncoderPretrainer",
+        "context-encoder inpainting: paint a hidden central square (or "
+        "random blocks) back from the rest, L2 loss (Pathak et al., 2016)",
+    ),
+    "super_resolution": (
+        "keras_selfie.models.super_resolution_pretrainer",
+        "SuperResolutionPretrainer",
+        "super-resolution: restore each image from its 4x smaller copy, "
+        "bicubic-upsampled, L2 loss (SRCNN's setting, Dong et al., 2014)",
+    ),
 }
 
 

@@ -733,3 +733,157 @@ def drop_colors(images, keep, noise, noise_std=0.01):
     scale = noise_std * ops.std(kept, axis=(1, 2, 3), keepdims=True)
     noise = ops.cast(noise, images.dtype) * scale
     return images * mask + noise * (1 - mask)
+
+
+def block_masks(image_size, tops, lefts, block_size):
+    """The union of axis-aligned blocks in each image, as a 0/1 mask.
+
+    Built from comparisons with index grids (no gathers, static shapes), so
+    that the blocks' positions may be tensors drawn inside the step. Rows
+    and columns outside the image are ignored: a block that sticks out is
+    cut at the border.
+
+    Args:
+        image_size: `(height, width)` of the images.
+        tops: int `(batch, num_blocks)`: each block's first row (may be
+            negative or past the image).
+        lefts: int `(batch, num_blocks)`: each block's first column.
+        block_size: `(block_height, block_width)`, the same for all blocks.
+
+    Returns:
+        float32 `(batch, height, width)`: 1 where a pixel is inside at
+        least one of its image's blocks, else 0.
+    """
+    height, width = image_size
+    block_height, block_width = block_size
+
+    def inside(starts, length, size):
+        # (batch, num_blocks, size): whether each index is in each block.
+        index = ops.arange(size, dtype="int32")[None, None, :]
+        starts = ops.cast(starts, "int32")[:, :, None]
+        return ops.cast(
+            ops.logical_and(index >= starts, index < starts + length),
+            "float32",
+        )
+
+    rows = inside(tops, block_height, height)
+    cols = inside(lefts, block_width, width)
+    return ops.max(rows[:, :, :, None] * cols[:, :, None, :], axis=1)
+
+
+def fill_masked(images, mask, fill_value):
+    """Replaces the masked pixels of each image with one colour.
+
+    Args:
+        images: `(batch, height, width, channels)`.
+        mask: `(batch, height, width)`, 1 where a pixel is replaced, 0
+            where it is kept.
+        fill_value: a number or a `channels`-long sequence: the colour of
+            the replaced pixels.
+
+    Returns:
+        The images, same shape and dtype.
+    """
+    mask = ops.cast(mask, images.dtype)[..., None]
+    fill = ops.cast(ops.convert_to_tensor(fill_value), images.dtype)
+    return images * (1 - mask) + fill * mask
+
+
+DOWNSAMPLING = ("area", "bilinear")
+UPSAMPLING = ("bicubic", "bilinear", "nearest")
+# Keys' cubic convolution parameter of `tf.image.resize`'s bicubic (and of
+# MATLAB's `imresize`).
+_CUBIC_A = -0.5
+
+
+def _cubic(x):
+    x = abs(x)
+    if x <= 1:
+        return ((_CUBIC_A + 2) * x - (_CUBIC_A + 3)) * x * x + 1
+    if x < 2:
+        return ((x - 5) * x + 8) * x * _CUBIC_A - 4 * _CUBIC_A
+    return 0.0
+
+
+def resize_matrix(size, factor, method, upsample):
+    """The linear map of one image axis resized by an integer factor.
+
+    The kernels and conventions of `keras.ops.image.resize` without
+    antialiasing (half-pixel centres, indices clamped at the borders), as
+    a matrix, so that resizing is two matrix products: `keras.ops.image.
+    resize` compiles with XLA for bilinear only, and not at all for
+    "area".
+
+    Args:
+        size: int, the axis' length before resizing.
+        factor: int >= 1.
+        method: `"area"` (downsampling only: the mean of each `factor`
+            pixels), `"bilinear"`, `"bicubic"` (upsampling only; Keys'
+            kernel, a = -0.5) or `"nearest"` (upsampling only).
+        upsample: bool, to `size * factor` (True) or `size // factor`.
+
+    Returns:
+        NumPy float64 `(new_size, size)`.
+    """
+    import numpy as np
+
+    new_size = size * factor if upsample else size // factor
+    matrix = np.zeros((new_size, size))
+    for out in range(new_size):
+        if method == "area":
+            matrix[out, out * factor:(out + 1) * factor] = 1 / factor
+            continue
+        # The input coordinate of the output pixel's centre.
+        scale = 1 / factor if upsample else factor
+        centre = (out + 0.5) * scale - 0.5
+        if method == "nearest":
+            matrix[out, min(int(math.floor((out + 0.5) * scale)),
+                            size - 1)] = 1
+            continue
+        low = int(math.floor(centre))
+        if method == "bilinear":
+            taps = {low: 1 - (centre - low), low + 1: centre - low}
+            for j, weight in taps.items():
+                matrix[out, min(max(j, 0), size - 1)] += weight
+            continue
+        # Taps outside the image are dropped and the others renormalised,
+        # as TensorFlow's bicubic with half-pixel centres does.
+        taps = {j: _cubic(centre - j) for j in range(low - 1, low + 3)
+                if 0 <= j < size}
+        total = sum(taps.values())
+        for j, weight in taps.items():
+            matrix[out, j] = weight / total
+    return matrix
+
+
+def resize_by_factor(images, factor, method, upsample):
+    """Downsamples or upsamples images by an integer factor.
+
+    The same values as `keras.ops.image.resize(images, new_size,
+    interpolation=method, antialias=False)` (up to float rounding), computed
+    as `R @ image @ C^T` with `resize_matrix`'s matrices, which XLA
+    compiles for every method.
+
+    Args:
+        images: `(batch, height, width, channels)`; with `upsample=False`,
+            `height` and `width` must be multiples of `factor`.
+        factor: int >= 1.
+        method: one of `DOWNSAMPLING` (`upsample=False`) or `UPSAMPLING`.
+        upsample: bool, whether to enlarge (True) or shrink the images.
+
+    Returns:
+        `(batch, height * factor, width * factor, channels)` or `(batch,
+        height // factor, width // factor, channels)`, same dtype.
+    """
+    check_choice("method", method, UPSAMPLING if upsample else DOWNSAMPLING)
+    height, width = images.shape[1], images.shape[2]
+    if not upsample and (height % factor or width % factor):
+        raise ValueError(
+            f"Downsampling by `factor`={factor} needs an image size that "
+            f"it divides. Received: images of shape {tuple(images.shape)}"
+        )
+    rows = ops.cast(resize_matrix(height, factor, method, upsample),
+                    images.dtype)
+    cols = ops.cast(resize_matrix(width, factor, method, upsample),
+                    images.dtype)
+    return ops.einsum("ih,bhwc,jw->bijc", rows, images, cols)

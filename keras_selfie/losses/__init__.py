@@ -9,3 +9,9 @@ from keras_selfie.losses.distractor_softmax_loss import (
 from keras_selfie.losses.nt_xent_loss import NTXentLoss
 from keras_selfie.losses.nt_xent_loss import nt_xent
 from keras_selfie.losses.nt_xent_loss import nt_xent_logits
+from keras_selfie.losses.masked_reconstruction_loss import (
+    MaskedReconstructionLoss,
+)
+from keras_selfie.losses.masked_reconstruction_loss import (
+    masked_squared_error,
+)

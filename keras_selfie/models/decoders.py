@@ -46,6 +46,7 @@ def pixel_decoder(
     output_channels,
     upsampling,
     filters=64,
+    synchronized=False,
     dtype=None,
     name="pixel_decoder",
 ):
@@ -59,6 +60,9 @@ def pixel_decoder(
             than the input; `log2(upsampling)` stages of 2x upsampling.
         filters: int. Filters of the first stage; each further stage halves
             them (down to 16 at least).
+        synchronized: bool. Whether batch normalisation uses the global
+            batch's statistics under a `tf.distribute` strategy (as the
+            backbone's `synchronized_batch_norm`).
         dtype: dtype policy of the layers; `None` uses Keras' global policy.
         name: the model's name.
 
@@ -92,8 +96,9 @@ def pixel_decoder(
             max(filters >> stage, 16), 3, padding="same", use_bias=False,
             name=f"up{stage}_conv", dtype=dtype,
         )(x)
-        x = keras.layers.BatchNormalization(name=f"up{stage}_bn",
-                                            dtype=dtype)(x)
+        x = keras.layers.BatchNormalization(
+            synchronized=synchronized, name=f"up{stage}_bn", dtype=dtype
+        )(x)
         x = keras.layers.ReLU(name=f"up{stage}_relu", dtype=dtype)(x)
     outputs = keras.layers.Conv2D(
         output_channels, 1, name="pixels", dtype=dtype

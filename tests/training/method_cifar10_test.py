@@ -22,7 +22,9 @@ from keras_selfie import data
 from keras_selfie import evaluation
 from keras_selfie import methods
 from keras_selfie import training
-from keras_selfie.models.pretrainer import ClassificationPretrainer
+from keras_selfie.losses import masked_squared_error
+from keras_selfie.models import ClassificationPretrainer
+from keras_selfie.models import ReconstructionPretrainer
 
 # Method -> its run: arguments beside the tiny backbone (`config`), steps
 # of batch `batch_size`, the optimizer (the preset's unless given) and the
@@ -61,6 +63,17 @@ RUNS = {
         steps=40, batch_size=64, learning_rate=0.05,
         config={"grid_size": 2, "num_permutations": 10},
     ),
+    # Held-out error of the hole below filling it with the mean colour.
+    "context_encoder": dict(
+        config={"decoder_filters": 16}, steps=60, batch_size=32,
+        learning_rate=0.1,
+    ),
+    # Held-out error below that of the bicubic-upsampled 8x8 copy; the L2
+    # gradients of so small a residual need AdamW's scaling.
+    "super_resolution": dict(
+        config={"decoder_filters": 16}, steps=60, batch_size=32,
+        optimizer="adamw", learning_rate=0.01,
+    ),
 }
 # How far above chance the test accuracy must be: in standard errors of the
 # accuracy of a guess at chance level over the same number of predictions.
@@ -94,9 +107,12 @@ def test_short_pretraining_beats_chance_on_cifar10(
         checkpoint=False,
         verbose=0,
     )
-    accuracy, total = _held_out_accuracy(
+    test = _recalibrated_test_batches(
         result.pretrainer, images, run, tfds_data_dir
     )
+    if isinstance(result.pretrainer, ReconstructionPretrainer):
+        return _check_reconstruction(method, result.pretrainer, test)
+    accuracy, total = _held_out_accuracy(result.pretrainer, test)
     if isinstance(result.pretrainer, ClassificationPretrainer):
         baseline = chance = result.pretrainer.chance_accuracy()
     else:
@@ -109,7 +125,9 @@ def test_short_pretraining_beats_chance_on_cifar10(
             "tiny", method, **run.get("config", {}), seed=0
         )
         baseline = max(chance, _held_out_accuracy(
-            untrained, images, run, tfds_data_dir
+            untrained, _recalibrated_test_batches(
+                untrained, images, run, tfds_data_dir
+            )
         )[0])
     # E.g. rotation: 1,024 predictions (4 per image), chance 0.25, standard
     # error 0.0135: the accuracy must exceed 0.318.
@@ -121,19 +139,24 @@ def test_short_pretraining_beats_chance_on_cifar10(
     )
 
 
-def _held_out_accuracy(pretrainer, images, run, tfds_data_dir):
-    """The pretext accuracy on 256 test images (the share of `"logits"`
-    rows whose best column is the `"labels"` one) after recalibrating
-    batch normalisation, and the number of predictions."""
+def _recalibrated_test_batches(pretrainer, images, run, tfds_data_dir):
+    """Recomputes `pretrainer`'s batch-norm statistics on 10 training
+    batches; returns 256 test images in batches of `TEST_BATCH`."""
     evaluation.recalibrate_batch_norm(
         pretrainer,
         data.make_dataset(images, run.get("batch_size", 32), seed=1),
         num_batches=10,
     )
-    test = data.make_dataset(
+    return data.make_dataset(
         data.load_tfds("cifar10", "test[:256]", data_dir=tfds_data_dir),
         TEST_BATCH, training=False,
     )
+
+
+def _held_out_accuracy(pretrainer, test):
+    """The pretext accuracy on the test batches (the share of `"logits"`
+    rows whose best column is the `"labels"` one) and the number of
+    predictions."""
     correct = total = 0
     for batch in test:
         outputs = pretrainer(batch, training=False)
@@ -141,3 +164,27 @@ def _held_out_accuracy(pretrainer, images, run, tfds_data_dir):
         correct += int(np.sum(predicted == np.asarray(outputs["labels"])))
         total += len(predicted)
     return correct / total, total
+
+
+def _check_reconstruction(method, pretrainer, test):
+    """A reconstruction method's held-out error must be clearly below that
+    of predicting what P saw (the hole filled with the fill colour, the
+    interpolated small image): paired over the test images, the mean
+    difference must be below 0 by `STANDARD_ERRORS` standard errors."""
+    differences = []
+    for batch in test:
+        outputs = pretrainer(batch, training=False)
+        errors = [
+            masked_squared_error(
+                outputs["targets"], outputs[key], outputs.get("mask")
+            )
+            for key in ("reconstruction", "inputs")
+        ]
+        differences.append(np.asarray(errors[0]) - np.asarray(errors[1]))
+    differences = np.concatenate(differences)
+    mean = differences.mean()
+    standard_error = differences.std(ddof=1) / math.sqrt(len(differences))
+    assert mean + STANDARD_ERRORS * standard_error < 0, (
+        method, "reconstruction minus baseline (P's input) squared error",
+        mean, standard_error, len(differences),
+    )
