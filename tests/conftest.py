@@ -28,6 +28,8 @@ from keras_selfie import presets  # noqa: E402
 # The smallest pretrainer that keeps the full structure: ResNet-50 stages 1-3
 # at 1/8 width (d = 128), one Transformer layer.
 TINY = presets.get("tiny")["config"]
+# Its backbone alone: the arguments every `Pretrainer` takes.
+TINY_BACKBONE = {k: TINY[k] for k in ("image_size", "stem", "width")}
 # The same, as the flags of the command line and of the scripts.
 TINY_FLAGS = [
     "--width", str(TINY["width"]),
@@ -91,3 +93,12 @@ def backbone_inputs(model, images):
         model.patch_network = original
     (inputs,) = seen
     return inputs, outputs
+
+
+def uint8_images(count=3, seed=1):
+    """`count` random uint8 32x32 RGB images."""
+    import numpy as np
+
+    return np.random.default_rng(seed).integers(
+        0, 256, (count, 32, 32, 3), dtype=np.uint8
+    )

@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 
 import keras_selfie
-from conftest import TINY
+from conftest import TINY_BACKBONE
+from conftest import uint8_images
 from keras_selfie.data import transforms
 from keras_selfie.losses import MaskedReconstructionLoss
 from keras_selfie.losses import masked_squared_error
 
-BACKBONE = {k: TINY[k] for k in ("image_size", "stem", "width")}
+BACKBONE = TINY_BACKBONE
 SMALL = {**BACKBONE, "decoder_filters": 16}
 
 
@@ -18,10 +19,7 @@ def _np(x):
     return keras.ops.convert_to_numpy(x)
 
 
-def _images(count=3, seed=1):
-    return np.random.default_rng(seed).integers(
-        0, 256, (count, 32, 32, 3), dtype=np.uint8
-    )
+_images = uint8_images
 
 
 def test_loss_ignores_unmasked_pixels():

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 import keras_selfie
-from conftest import TINY
+from conftest import TINY_BACKBONE
 from conftest import backbone_inputs
 from keras_selfie.data import transforms
 from keras_selfie.models.jigsaw_pretrainer import maximal_hamming_permutations
 from keras_selfie.utils.random import uniform_index
 
-BACKBONE = {k: TINY[k] for k in ("image_size", "stem", "width")}
+BACKBONE = TINY_BACKBONE
 # Few permutations and a small head: the layout and the draws are those of
 # the defaults, the model builds fast.
 SMALL = {**BACKBONE, "num_permutations": 10, "head_hidden_dim": 16}

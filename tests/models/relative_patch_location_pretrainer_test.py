@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import keras_selfie
-from conftest import TINY
+from conftest import TINY_BACKBONE
 from conftest import backbone_inputs
 from keras_selfie.data import transforms
 from keras_selfie.utils.random import normal
 
-BACKBONE = {k: TINY[k] for k in ("image_size", "stem", "width")}
+BACKBONE = TINY_BACKBONE
 
 
 def _np(x):

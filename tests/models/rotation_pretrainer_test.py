@@ -6,9 +6,10 @@ import pytest
 
 import keras_selfie
 from conftest import TINY
+from conftest import TINY_BACKBONE
 from keras_selfie.data import transforms
 
-BACKBONE = {k: TINY[k] for k in ("image_size", "stem", "width")}
+BACKBONE = TINY_BACKBONE
 
 
 def _np(x):

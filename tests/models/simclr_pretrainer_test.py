@@ -6,11 +6,11 @@ import pytest
 import tensorflow as tf
 
 import keras_selfie
-from conftest import TINY
+from conftest import TINY_BACKBONE
 from keras_selfie.data import transforms
 from keras_selfie.losses import nt_xent
 
-BACKBONE = {k: TINY[k] for k in ("image_size", "stem", "width")}
+BACKBONE = TINY_BACKBONE
 # Every augmentation off: each view is the image itself.
 NO_AUGMENTATION = dict(
     crop_scale=(1.0, 1.0), crop_aspect_ratio=(1.0, 1.0), flip_probability=0,

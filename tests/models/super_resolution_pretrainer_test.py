@@ -6,10 +6,11 @@ import pytest
 import tensorflow as tf
 
 import keras_selfie
-from conftest import TINY
+from conftest import TINY_BACKBONE
+from conftest import uint8_images
 from keras_selfie.data import transforms
 
-BACKBONE = {k: TINY[k] for k in ("image_size", "stem", "width")}
+BACKBONE = TINY_BACKBONE
 SMALL = {**BACKBONE, "decoder_filters": 16}
 
 
@@ -17,10 +18,7 @@ def _np(x):
     return keras.ops.convert_to_numpy(x)
 
 
-def _images(count=3, seed=1):
-    return np.random.default_rng(seed).integers(
-        0, 256, (count, 32, 32, 3), dtype=np.uint8
-    )
+_images = uint8_images
 
 
 @pytest.mark.parametrize("factor", [2, 4])
