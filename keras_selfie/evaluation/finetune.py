@@ -10,6 +10,7 @@ from keras_selfie.models.resnet import resnet50
 from keras_selfie.models.pretrainer import check_pretrainer
 from keras_selfie.models.transfer import transfer_to_resnet50
 from keras_selfie.optimizers import OPTIMIZERS
+from keras_selfie.optimizers import build_optimizer_variables
 from keras_selfie.optimizers import make_optimizer
 from keras_selfie.utils.validation import check_choice
 from keras_selfie.utils.validation import check_non_negative
@@ -255,6 +256,7 @@ def finetune(
         run_eagerly=run_eagerly,
         jit_compile=jit_compile,
     )
+    build_optimizer_variables(model)
     history = model.fit(
         train,
         epochs=epochs,

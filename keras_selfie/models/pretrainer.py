@@ -15,6 +15,7 @@ from keras import ops
 from keras_selfie.models.resnet import STEMS
 from keras_selfie.models.resnet import check_width
 from keras_selfie.models.resnet import patch_network
+from keras_selfie.optimizers import build_optimizer_variables
 from keras_selfie.utils.distribution import logs_for_multi_worker
 from keras_selfie.utils.distribution import scale_for_replicas
 from keras_selfie.utils.images import scale_images
@@ -211,6 +212,7 @@ class Pretrainer(keras.Model):
             self.default_loss() if loss is None else keras.losses.get(loss)
         )
         super().compile(optimizer=optimizer, **kwargs)
+        build_optimizer_variables(self)
 
     def _own_seed_generators(self):
         return [value for value in vars(self).values()
@@ -246,10 +248,9 @@ class Pretrainer(keras.Model):
 
     def compile_from_config(self, config):
         config = keras.saving.deserialize_keras_object(config)
+        # `compile` creates the optimizer's variables, so that its saved
+        # state loads.
         self.compile(**config)
-        if self.built:
-            # Creates the optimizer's variables so that its saved state loads.
-            self.optimizer.build(self.trainable_variables)
 
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
