@@ -16,14 +16,15 @@ import keras_selfie
 from keras_selfie.utils.distribution import replica_info
 from conftest import TINY
 from conftest import two_cpu_strategy
-from seeded_run import fit_and_record
+from seeded_run import assert_same_state
+from seeded_run import fit_one_step
 from seeded_run import random_images
 from seeded_run import seeded_pretrainer
 
 
 @pytest.fixture(scope="module")
 def single_device_run():
-    """Losses and weights of the reference run: one device, float64."""
+    """Loss and state of the reference step: one device, float64."""
     return train(TINY, tf.distribute.get_strategy())
 
 
@@ -34,35 +35,31 @@ def train(
     jit_compile=False,
     loss=None,
     dtype="float64",
-    epochs=1,
 ):
-    """Trains `epochs` of 2 steps from seeded weights; returns losses and
-    weights. Two steps suffice: the second step's loss and the weights
-    after it depend on the first step's gradients."""
+    """One step from seeded weights on `global_batch` images; returns its
+    loss and the state after it (`seeded_run.step_state`: weights, random
+    states and optimizer variables, which decide every later step)."""
     # Eager steps unless XLA is under test: tracing the train step of even
-    # the tiny ResNet costs ~30 s on 2 CPUs, four eager steps a few.
+    # the tiny ResNet costs more on 2 CPUs than a few eager steps.
     model = seeded_pretrainer(
         config, strategy, dtype=dtype, jit_compile=jit_compile, loss=loss,
         run_eagerly=not jit_compile,
     )
-    data = tf.data.Dataset.from_tensor_slices(random_images()).batch(
-        global_batch
-    )
-    return fit_and_record(model, data, epochs=epochs)
+    return fit_one_step(model, random_images(global_batch))
 
 
 def two_cpus():
     return two_cpu_strategy()
 
 
-def max_difference(weights_a, weights_b):
-    return max(np.abs(a - b).max() for a, b in zip(weights_a, weights_b))
+def first_copies(state):
+    """A `step_state`'s first replica's values; the weights come first."""
+    return [copies[0] for copies in state]
 
 
-def assert_weights_close(weights_a, weights_b):
-    # float64 rounding only: relative differences near 1e-10.
-    for a, b in zip(weights_a, weights_b):
-        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-9)
+def max_difference(values_a, values_b):
+    """Largest difference over the shorter list's entries."""
+    return max(np.abs(a - b).max() for a, b in zip(values_a, values_b))
 
 
 # Keras reports the loss through a float32 metric.
@@ -84,24 +81,26 @@ def test_mirrored_equals_single_device(tiny_config, single_device_run):
     assert keras_selfie.SelfiePretrainer(**tiny_config).distractors == (
         "batch"
     )
-    single_losses, single_weights = single_device_run
-    mirrored_losses, mirrored_weights = train(tiny_config, two_cpus())
-    np.testing.assert_allclose(mirrored_losses, single_losses, rtol=LOSS_RTOL)
-    assert_weights_close(mirrored_weights, single_weights)
+    single_loss, single_state = single_device_run
+    mirrored_loss, mirrored_state = train(tiny_config, two_cpus())
+    np.testing.assert_allclose(mirrored_loss, single_loss, rtol=LOSS_RTOL)
+    assert_same_state(mirrored_state, single_state)
     # Training really moved the weights.
     keras.utils.set_random_seed(1)
     fresh = keras_selfie.SelfiePretrainer(
         **tiny_config, dropout=0.0, dtype="float64"
     )
-    assert max_difference(fresh.get_weights(), single_weights) > 1e-3
+    assert max_difference(
+        fresh.get_weights(), first_copies(single_state)
+    ) > 1e-3
 
 
 def test_mirrored_equals_single_device_for_the_paper(tiny_config):
     paper = dict(tiny_config, query="paper")
-    single_losses, single_weights = train(paper, tf.distribute.get_strategy())
-    mirrored_losses, mirrored_weights = train(paper, two_cpus())
-    np.testing.assert_allclose(mirrored_losses, single_losses, rtol=LOSS_RTOL)
-    assert_weights_close(mirrored_weights, single_weights)
+    single_loss, single_state = train(paper, tf.distribute.get_strategy())
+    mirrored_loss, mirrored_state = train(paper, two_cpus())
+    np.testing.assert_allclose(mirrored_loss, single_loss, rtol=LOSS_RTOL)
+    assert_same_state(mirrored_state, single_state)
 
 
 def test_batch_candidates_per_replica_would_differ(
@@ -111,23 +110,23 @@ def test_batch_candidates_per_replica_would_differ(
     the gather is what makes the test above pass."""
     import keras_selfie.losses.distractor_softmax_loss as module
 
-    single_losses, _ = single_device_run
+    single_loss, _ = single_device_run
     originals = module.gather_across_replicas, module.replica_row_offset
     module.gather_across_replicas = lambda values: values
     module.replica_row_offset = lambda local_batch_size: 0
     try:
-        local_losses, _ = train(tiny_config, two_cpus())
+        local_loss, _ = train(tiny_config, two_cpus())
     finally:
         module.gather_across_replicas, module.replica_row_offset = originals
-    assert abs(local_losses[0] - single_losses[0]) > 1e-3
+    assert abs(local_loss - single_loss) > 1e-3
 
 
 def test_mirrored_test_catches_a_loss_not_averaged_over_replicas(
     tiny_config, single_device_run
 ):
-    _, single_weights = single_device_run
+    _, single_state = single_device_run
     reference = keras_selfie.SelfiePretrainer(**tiny_config)
-    _, wrong_weights = train(
+    _, wrong_state = train(
         tiny_config,
         two_cpus(),
         loss=UnscaledDistractorLoss(
@@ -137,7 +136,9 @@ def test_mirrored_test_catches_a_loss_not_averaged_over_replicas(
             dtype="float64",
         ),
     )
-    assert max_difference(wrong_weights, single_weights) > 1e-4
+    assert max_difference(
+        first_copies(wrong_state), first_copies(single_state)
+    ) > 1e-4
 
 
 def test_each_replica_gets_its_own_rows_of_the_global_split(tiny_config):
@@ -157,12 +158,12 @@ def test_each_replica_gets_its_own_rows_of_the_global_split(tiny_config):
 
 
 def test_jit_compile_gives_the_same_training(tiny_config, single_device_run):
-    eager_losses, eager_weights = single_device_run
-    xla_losses, xla_weights = train(
+    eager_loss, eager_state = single_device_run
+    xla_loss, xla_state = train(
         tiny_config, tf.distribute.get_strategy(), jit_compile=True
     )
-    np.testing.assert_allclose(xla_losses, eager_losses, rtol=LOSS_RTOL)
-    assert_weights_close(xla_weights, eager_weights)
+    np.testing.assert_allclose(xla_loss, eager_loss, rtol=LOSS_RTOL)
+    assert_same_state(xla_state, eager_state)
 
 
 def test_jit_compile_loss_in_float32(tiny_config):

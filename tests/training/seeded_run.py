@@ -7,8 +7,10 @@ tests start as subprocesses (`multi_worker_worker.py`,
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 import keras_selfie
+from keras_selfie.training.callbacks import random_state_variables
 
 
 def random_images(count=16, seed=0):
@@ -74,3 +76,45 @@ def fit_and_record(model, dataset, epochs):
     recorder = BatchLosses()
     model.fit(dataset, epochs=epochs, verbose=0, callbacks=[recorder])
     return recorder.losses, [np.array(v.numpy()) for v in model.weights]
+
+
+def step_state(model):
+    """Everything a next training step starts from, each replica's copy.
+
+    The weights, the `SeedGenerator` states (the next step's random draws)
+    and the optimizer's variables (momentum, step count): runs whose states
+    agree after a step agree in the next one too, so comparing the state
+    after one step checks what a second step would, for a step's cost.
+
+    Returns:
+        A list with, per variable, the list of its replicas' values.
+    """
+    strategy = model.distribute_strategy
+    variables = (
+        model.weights + random_state_variables(model)
+        + model.optimizer.variables
+    )
+    return [
+        [np.array(copy.numpy())
+         for copy in strategy.experimental_local_results(variable)]
+        for variable in variables
+    ]
+
+
+def fit_one_step(model, images):
+    """One training step on `images` (one batch); returns its loss and
+    `step_state(model)` after it."""
+    recorder = BatchLosses()
+    batch = tf.data.Dataset.from_tensor_slices(images).batch(len(images))
+    model.fit(batch, epochs=1, verbose=0, callbacks=[recorder])
+    (loss,) = recorder.losses
+    return loss, step_state(model)
+
+
+def assert_same_state(state, reference, rtol=1e-8, atol=1e-9):
+    """Each replica's copy of every variable in `state` equals the one
+    copy in `reference` (a one-device run), up to float64 rounding."""
+    assert len(state) == len(reference)
+    for copies, (expected,) in zip(state, reference):
+        for copy in copies:
+            np.testing.assert_allclose(copy, expected, rtol=rtol, atol=atol)
