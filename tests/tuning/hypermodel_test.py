@@ -62,7 +62,7 @@ def search(tuner):
         validation_data=data,
         validation_steps=1,
         epochs=1,
-        steps_per_epoch=2,
+        steps_per_epoch=1,
         verbose=0,
     )
 
