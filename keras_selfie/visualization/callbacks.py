@@ -6,6 +6,7 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_selfie.utils.validation import check_int_in_range
 from keras_selfie.utils.validation import check_non_empty_string
 from keras_selfie.utils.validation import check_positive_int
 from keras_selfie.visualization.figures import figure_to_png
@@ -59,7 +60,7 @@ class PredictionImages(keras.callbacks.Callback):
         every_n_epochs: int. Draw after every N-th epoch.
         max_images: int. Only the first `max_images` images are drawn.
         name: str. The summary's tag.
-        seed: int. Seed of the picture's random draws.
+        seed: int >= 0. Seed of the picture's random draws.
         **options: the options of the method's picture
             (`plot_predictions`), such as Selfie's `image_index` and
             `position_index`; checked when the callback gets its model.
@@ -104,7 +105,9 @@ class PredictionImages(keras.callbacks.Callback):
             "every_n_epochs", every_n_epochs
         )
         self.name = check_non_empty_string("name", name)
-        self.seed = seed
+        self.seed = seed if seed is None else check_int_in_range(
+            "seed", seed, 0
+        )
         self.options = options
         self._writer = None
 

@@ -22,6 +22,7 @@ import keras
 
 from keras_selfie import methods
 from keras_selfie.models.pretrainer import Pretrainer
+from keras_selfie.utils.validation import check_int_in_range
 from keras_selfie.visualization.figures import save_figure
 from keras_selfie.visualization.figures import to_image_array
 
@@ -150,7 +151,7 @@ def seed_states(pretrainer, seed=None):
 
     Args:
         pretrainer: a `Pretrainer`.
-        seed: int or `None`.
+        seed: int >= 0 or `None`.
 
     Example:
 
@@ -159,6 +160,8 @@ def seed_states(pretrainer, seed=None):
         outputs = pretrainer(images, training=False)
     ```
     """
+    if seed is not None:
+        seed = int(check_int_in_range("seed", seed, 0))
     generators = pretrainer._own_seed_generators()
     saved = [keras.ops.convert_to_numpy(g.state.value) for g in generators]
     try:
@@ -247,7 +250,9 @@ def plot_predictions(pretrainer, images, path=None, seed=0, **options):
             others are scaled per image from their minimum to their
             maximum.
         path: optional file path; the figure is written there as a PNG.
-        seed: int, the seed of the model's random draws for the picture.
+        seed: int >= 0, the seed of the model's random draws for the
+            picture, or `None` for draws from the generators' current
+            states (left as they are too).
         **options: the method's options (`picture_options(method)`): for
             Selfie `decoder_positions`, `image_index`, `position_index`,
             `num_candidates`, `columns` (`plot_selfie_predictions`); for the

@@ -295,6 +295,10 @@ def test_unknown_models_and_options_are_refused():
         plot_predictions(tiny("rotation"), IMAGES, image_index=1)
     with pytest.raises(ValueError, match="images"):
         plot_predictions(tiny("rotation"), IMAGES[:, :16])
+    with pytest.raises(ValueError, match="seed"):
+        plot_predictions(tiny("jigsaw"), IMAGES, seed=-1)
+    with pytest.raises(ValueError, match="seed"):
+        PredictionImages(IMAGES, "logs", seed="0")
 
 
 def test_subclasses_get_their_base_method_s_picture():
