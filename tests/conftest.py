@@ -30,6 +30,33 @@ from keras_selfie import presets  # noqa: E402
 TINY = presets.get("tiny")["config"]
 # Its backbone alone: the arguments every `Pretrainer` takes.
 TINY_BACKBONE = {k: TINY[k] for k in ("image_size", "stem", "width")}
+# Method -> its smallest arguments beside the tiny backbone, for the tests of
+# every method but Selfie (method_conformance_test, visualization tests).
+TINY_ARGS = {
+    "rotation": {},
+    # Colour dropping and all 8 neighbours: every random draw of the task.
+    "relative_patch_location": {
+        "color_guard": "drop", "all_neighbors": True, "head_hidden_dim": 16,
+    },
+    # The classifier that takes plain images: each copy among the 4 images
+    # of its group of the batch (the parametric and memory-bank ones need
+    # surrogate labels; exemplar_pretrainer_test checks them).
+    "exemplar": {
+        "classifier": "batch", "num_exemplars": 4,
+        "transformations_per_image": 1,
+    },
+    "simclr": {},
+    # The default 3x3 puzzles; a plain hidden layer (float32 XLA and eager
+    # batch normalisation over 4 puzzles differ by up to 2e-4).
+    "jigsaw": {
+        "num_permutations": 10, "head_hidden_dim": 16,
+        "head_batch_norm": False,
+    },
+    # Random blocks: the masks drawn in the step are what XLA and Mirrored
+    # must reproduce (the central square draws nothing).
+    "context_encoder": {"region": "random_blocks", "decoder_filters": 16},
+    "super_resolution": {"decoder_filters": 16},
+}
 # The same, as the flags of the command line and of the scripts.
 TINY_FLAGS = [
     "--width", str(TINY["width"]),

@@ -112,21 +112,24 @@ def data_source(args):
 def add_pretrained_argument(parser, required=True):
     parser.add_argument(
         "--pretrained", required=required, metavar="FILE",
-        help="a pretrained SelfiePretrainer .keras file (what "
-        "`keras-selfie pretrain` writes as selfie_pretrainer.keras)",
+        help="a pretrained model's .keras file, of any method (what "
+        "`keras-selfie pretrain --method M` writes as M_pretrainer.keras, "
+        "e.g. selfie_pretrainer.keras)",
     )
 
 
 def load_pretrainer(path):
-    """Loads a `SelfiePretrainer` for `--pretrained`, or fails in one line."""
+    """Loads a pretrainer (any method) for `--pretrained`, or fails in one
+    line."""
     from keras_selfie.models.saving import load_pretrainer as load
 
     try:
         return load(path)
     except ValueError as error:
         raise CommandError(
-            f"--pretrained {path}: {error} Pass the selfie_pretrainer.keras "
-            "that `keras-selfie pretrain` writes."
+            f"--pretrained {path}: {error} Pass the METHOD_pretrainer.keras "
+            "that `keras-selfie pretrain` writes (e.g. "
+            "selfie_pretrainer.keras)."
         ) from None
 
 

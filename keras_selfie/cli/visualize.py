@@ -1,19 +1,32 @@
 """`keras-selfie visualize`: what the pretrained model predicts."""
 
 import os
+import textwrap
 
 from keras_selfie.cli import common
+from keras_selfie.visualization import picture_descriptions
 
-HELP = "draw the masked patches and the model's picks as a PNG"
-DESCRIPTION = """\
-Draws what a pretrained Selfie model predicts (the paper's Figure 3): the
-images with their masked positions outlined (green: the model picks the
-right patch among the masked ones, red: it does not), and for one masked
-position of one image the candidate patches ranked by score.
+HELP = "draw a pretrained model's predictions on a few images as a PNG"
+DESCRIPTION = (
+    "Draws what a pretrained model predicts on the first images of a\n"
+    "split, one picture per pretext task (green: right, red: wrong):\n"
+    + "\n".join(
+        textwrap.fill(
+            f"{name}: {description}", 79, initial_indent="  ",
+            subsequent_indent="    ",
+        )
+        for name, description in picture_descriptions().items()
+    )
+    + """
+
+The model runs in inference mode; its random draws (masked positions,
+puzzles, pairs, views...) come from --seed, so a run draws the same
+picture again.
 
 Example:
-  keras-selfie visualize --pretrained runs/selfie/selfie_pretrainer.keras \\
+  keras-selfie visualize --pretrained runs/rot/rotation_pretrainer.keras \\
       --dataset cifar10 --split test --num-images 8"""
+)
 
 
 def add_parser(subparsers):
@@ -23,10 +36,14 @@ def add_parser(subparsers):
     add = parser.add_argument_group("figure").add_argument
     add("--num-images", type=common.positive_int, default=8,
         help="images drawn (the first of the split)")
-    add("--image-index", type=common.non_negative_int, default=0,
-        help="image whose candidate ranking is drawn")
-    add("--position-index", type=common.non_negative_int, default=0,
-        help="which of that image's masked positions is ranked")
+    add("--seed", type=common.non_negative_int, default=0,
+        help="seed of the model's random draws in the picture")
+    add("--image-index", type=common.non_negative_int, default=None,
+        help="selfie only: the image whose candidate ranking is drawn; 0 "
+        "unless given")
+    add("--position-index", type=common.non_negative_int, default=None,
+        help="selfie only: which of that image's masked positions is "
+        "ranked; 0 unless given")
     add("--output", default=None, metavar="FILE",
         help="PNG file (default: predictions.png beside --pretrained)")
     parser.set_defaults(run=run)
@@ -38,7 +55,13 @@ def run(args):
     from keras_selfie.visualization import plot_predictions
 
     pretrainer = common.load_pretrainer(args.pretrained)
-    if args.image_index >= args.num_images:
+    # Selfie's options, passed only when given: other pictures have none.
+    options = {
+        name: getattr(args, name)
+        for name in ("image_index", "position_index")
+        if getattr(args, name) is not None
+    }
+    if options.get("image_index", 0) >= args.num_images:
         raise common.CommandError(
             f"--image-index must be smaller than --num-images "
             f"({args.num_images}); got {args.image_index}"
@@ -52,8 +75,7 @@ def run(args):
     output = common.beside_pretrained(args, "predictions.png")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     plot_predictions(
-        pretrainer, images, path=output, image_index=args.image_index,
-        position_index=args.position_index,
+        pretrainer, images, path=output, seed=args.seed, **options
     )
     common.print_written([
         (f"predictions on {len(images)} images", output)

@@ -1,17 +1,18 @@
-"""A callback that shows Selfie's predictions in TensorBoard during `fit`."""
+"""A callback that shows a pretrainer's predictions in TensorBoard during
+`fit`, whatever its pretext task."""
 
 import os
 
 import keras
 import tensorflow as tf
 
-from keras_selfie.utils.validation import check_image_shape
+from keras_selfie.utils.validation import check_int_in_range
 from keras_selfie.utils.validation import check_non_empty_string
 from keras_selfie.utils.validation import check_positive_int
 from keras_selfie.visualization.figures import figure_to_png
+from keras_selfie.visualization.figures import to_image_array
+from keras_selfie.visualization.predictions import check_picture
 from keras_selfie.visualization.predictions import plot_predictions
-from keras_selfie.visualization.predictions import random_decoder_positions
-from keras_selfie.visualization.predictions import to_image_array
 
 # The run (sub-folder of `log_dir`) the pictures are written to.
 IMAGES_RUN = "images"
@@ -30,10 +31,13 @@ class PredictionImages(keras.callbacks.Callback):
     """Logs pictures of a pretrainer's predictions to TensorBoard.
 
     Every `every_n_epochs` epochs (and after the last epoch), draws
-    `plot_predictions` for the same images and the same masked positions,
-    so that the pictures of successive epochs compare, and writes it with
+    `plot_predictions` for the same images with the same `seed`, so that
+    the pictures of successive epochs compare (the same masked positions,
+    puzzles, pairs, copies or views), and writes it with
     `tf.summary.image` under the tag `name` at step `epoch` (0-based, the
-    step `keras.callbacks.TensorBoard` gives the epoch's scalars).
+    step `keras.callbacks.TensorBoard` gives the epoch's scalars). Any
+    pretrainer with a picture works (`picture_descriptions()`); the method
+    is found from the model, as `plot_predictions` finds it.
 
     The pictures go to the run `images`, the folder `log_dir/images`:
     given the `log_dir` of a `keras.callbacks.TensorBoard` callback, they
@@ -43,10 +47,11 @@ class PredictionImages(keras.callbacks.Callback):
     the newest event file of a run folder, and would stop updating one of
     the two writers' files.
 
-    The masked positions are drawn once, with a NumPy generator seeded by
-    `seed`, not from the model's seed generator, whose training splits stay
-    unchanged. The model runs in inference mode on the images, eagerly,
-    which costs one forward pass of `max_images` images per picture.
+    The picture's random draws come from the model's seed generators set
+    to `seed` and restored after it (`plot_predictions`), so the training
+    draws stay as they would be without the callback. The model runs in
+    inference mode on the images, eagerly, which costs one forward pass of
+    `max_images` images per picture.
 
     Args:
         images: `(batch, height, width, channels)` uint8 or float images of
@@ -55,7 +60,10 @@ class PredictionImages(keras.callbacks.Callback):
         every_n_epochs: int. Draw after every N-th epoch.
         max_images: int. Only the first `max_images` images are drawn.
         name: str. The summary's tag.
-        seed: int. Seed of the masked positions.
+        seed: int >= 0. Seed of the picture's random draws.
+        **options: the options of the method's picture
+            (`plot_predictions`), such as Selfie's `image_index` and
+            `position_index`; checked when the callback gets its model.
 
     Example:
 
@@ -81,6 +89,7 @@ class PredictionImages(keras.callbacks.Callback):
         max_images=8,
         name="predictions",
         seed=0,
+        **options,
     ):
         super().__init__()
         images = to_image_array(images)
@@ -96,31 +105,15 @@ class PredictionImages(keras.callbacks.Callback):
             "every_n_epochs", every_n_epochs
         )
         self.name = check_non_empty_string("name", name)
-        self.seed = seed
-        self.decoder_positions = None
+        self.seed = seed if seed is None else check_int_in_range(
+            "seed", seed, 0
+        )
+        self.options = options
         self._writer = None
 
     def set_model(self, model):
-        for attribute in ("num_patches", "num_decoder_patches", "image_size"):
-            if not hasattr(model, attribute):
-                raise ValueError(
-                    "PredictionImages draws the predictions of a "
-                    "`SelfiePretrainer`; the model it was given has no "
-                    f"`{attribute}`. Received: {type(model).__name__}"
-                )
-        check_image_shape(
-            "images",
-            self.images.shape,
-            (*model.image_size, model.num_channels),
-        )
+        check_picture(model, self.images, self.options)
         super().set_model(model)
-        if self.decoder_positions is None:
-            self.decoder_positions = random_decoder_positions(
-                len(self.images),
-                model.num_patches,
-                model.num_decoder_patches,
-                seed=self.seed,
-            )
 
     def on_train_begin(self, logs=None):
         if self._writer is None:
@@ -133,9 +126,7 @@ class PredictionImages(keras.callbacks.Callback):
         if (epoch + 1) % self.every_n_epochs and not last:
             return
         figure = plot_predictions(
-            self.model,
-            self.images,
-            decoder_positions=self.decoder_positions,
+            self.model, self.images, seed=self.seed, **self.options
         )
         with self._writer.as_default():
             tf.summary.image(self.name, figure_to_image(figure), step=epoch)

@@ -1,226 +1,272 @@
-"""Pictures of Selfie's predictions, after the paper's Figure 3.
+"""`plot_predictions`: the picture of any pretrainer's predictions.
 
-`predict_patches` runs a pretrainer on a few images and returns, as NumPy
-arrays, which patch it picks for each masked position; `plot_predictions`
-draws that: every image with its decoder positions outlined (right
-predictions in one colour, wrong ones in another), and for one position the
-candidate patches ranked by score. `draw_predictions` does the drawing from
-given scores, without a model.
+Every pretext task has one picture, drawn by one function registered under
+the task's name in `keras_selfie.methods` (`register_picture`); this module
+is the only place that chooses among them. `plot_predictions` finds the
+pretrainer's method (its class, or the nearest registered class it derives
+from), checks the images and the options, and runs the method's function
+with the pretrainer's random draws fixed by `seed`, so that the same seed
+draws the same picture and the draws of training are left as they were.
+
+A picture function takes `(pretrainer, images, **options)`, with `images`
+a checked NumPy array of the pretrainer's image size, and returns a
+`matplotlib.figure.Figure`; it runs the model through `model_outputs`.
+Its keyword arguments are the options `plot_predictions` accepts for that
+method.
 """
 
-import math
+import contextlib
+import inspect
 
 import keras
-import numpy as np
 
-from keras_selfie.utils.validation import check_image_dtype
-from keras_selfie.utils.validation import check_image_shape
+from keras_selfie import methods
+from keras_selfie.models.pretrainer import Pretrainer
 from keras_selfie.utils.validation import check_int_in_range
-from keras_selfie.utils.validation import check_positive_int
-from keras_selfie.visualization.figures import check_color
-from keras_selfie.visualization.figures import new_figure
 from keras_selfie.visualization.figures import save_figure
+from keras_selfie.visualization.figures import to_image_array
 
-# Side of one image or patch cell in the figure, in inches; a title line
-# above it adds `_TITLE_HEIGHT`.
-_CELL = 1.6
-_TITLE_HEIGHT = 0.45
-_SECTION_TITLE_HEIGHT = 0.35
-_MAX_COLUMNS = 8
+# Method name -> (picture function, one line: what the picture shows).
+PICTURES = {}
 
 
-def predict_patches(pretrainer, images, decoder_positions=None):
-    """Runs `pretrainer` on `images` and returns its patch predictions.
-
-    The model runs in inference mode (batch normalisation's moving
-    statistics, no dropout), as `pretrainer(images,
-    decoder_positions=decoder_positions, training=False)`.
+def register_picture(method, description):
+    """Registers a function as the picture of a method's predictions.
 
     Args:
-        pretrainer: a `SelfiePretrainer`.
-        images: `(batch, height, width, channels)` uint8 or float images
-            (NumPy array or tensor) of the pretrainer's `image_size` and
-            `num_channels`.
-        decoder_positions: optional int array `(batch, M)` of distinct grid
-            positions (row-major) to predict per image, with `M` the
-            pretrainer's `num_decoder_patches`. `None` draws a random split
-            per image from the pretrainer's seed generator (which advances
-            it, as a training step would).
+        method: the method's name in `keras_selfie.methods` (its
+            `Pretrainer` class and the classes derived from it get this
+            picture).
+        description: one line, what the picture shows (`keras-selfie
+            visualize --help` lists them).
 
     Returns:
-        A dict of NumPy arrays:
-        - `"images"`: the images as given.
-        - `"decoder_positions"`: `(batch, M)` int32, the positions predicted.
-        - `"scores"`: `(batch, M, M)` float32 logits among the image's own
-          `M` decoder patches (whatever `distractors` the model trains
-          with); row `j` is the query of position `decoder_positions[:, j]`,
-          column `k` the candidate patch taken from position
-          `decoder_positions[:, k]`. The right answer for row `j` is column
-          `j`.
-        - `"predicted"`: `(batch, M)` int, the column of the best-scoring
-          candidate of each row.
-        - `"correct"`: `(batch, M)` bool, `predicted == j`.
+        A decorator that registers the function and returns it unchanged.
 
     Example:
 
     ```python
-    result = predict_patches(pretrainer, test_images[:8])
-    print(result["correct"].mean())  # the patch accuracy on these images
+    @register_picture("colorization", "grey input, colourised, original")
+    def plot_colorization(pretrainer, images):
+        colourised = np.asarray(pretrainer.colorize(images))
+        return draw_panels(
+            [[Panel(displayable(images)[i], "original"),
+              Panel(colourised[i], "colourised")]
+             for i in range(len(images))],
+            "Images and their colourised grey copies",
+        )
     ```
     """
-    images = _check_images(pretrainer, images)
-    if decoder_positions is not None:
-        decoder_positions = keras.ops.convert_to_numpy(decoder_positions)
-        if decoder_positions.ndim != 2 or len(decoder_positions) != len(
-            images
-        ):
-            raise ValueError(
-                "`decoder_positions` must have one row per image, shape "
-                f"({len(images)}, {pretrainer.num_decoder_patches}). "
-                f"Received shape={decoder_positions.shape}"
-            )
-    outputs = pretrainer(
-        images, decoder_positions=decoder_positions, training=False
+
+    def register(function):
+        PICTURES[method] = (function, description)
+        return function
+
+    return register
+
+
+def picture_descriptions():
+    """Method name -> what its picture shows, for every method drawn, in
+    the order of `keras_selfie.methods.names()`."""
+    names = [name for name in methods.names() if name in PICTURES]
+    names += [name for name in PICTURES if name not in names]
+    return {name: PICTURES[name][1] for name in names}
+
+
+def picture_method(pretrainer):
+    """The name of the method whose picture `pretrainer` gets.
+
+    Its class's registered method name (`keras_selfie.methods`) if that
+    has a picture, else that of the nearest base class that has one.
+
+    Raises:
+        ValueError: for a model no picture draws; the message lists the
+            methods and classes that have one.
+    """
+    if isinstance(pretrainer, Pretrainer):
+        for cls in type(pretrainer).__mro__:
+            for name, (module, class_name, _) in methods.METHODS.items():
+                if (
+                    name in PICTURES and cls.__name__ == class_name
+                    and cls.__module__ == module
+                ):
+                    return name
+    known = ", ".join(
+        f"{methods.METHODS[name][1]} ({name})" for name in PICTURES
+        if name in methods.METHODS
     )
-    # The image's own M patches as candidates, also for a model trained with
-    # batch distractors: the picture shows which patch goes where.
-    scores = pretrainer.score(
-        outputs["queries"], outputs["targets"], distractors="image"
-    )
-    scores = keras.ops.convert_to_numpy(scores).astype("float32")
-    return _prediction_dict(
-        images,
-        keras.ops.convert_to_numpy(outputs["decoder_positions"]),
-        scores,
+    raise ValueError(
+        "plot_predictions draws the predictions of these pretrainers: "
+        f"{known}. Received: {type(pretrainer).__name__}"
     )
 
 
-def _prediction_dict(images, decoder_positions, scores):
-    predicted = np.argmax(scores, axis=-1)
+def picture_options(method):
+    """The options (keyword arguments) of a method's picture, by name,
+    with their defaults."""
+    parameters = inspect.signature(PICTURES[method][0]).parameters
     return {
-        "images": images,
-        "decoder_positions": decoder_positions.astype("int32"),
-        "scores": scores,
-        "predicted": predicted,
-        "correct": predicted == np.arange(scores.shape[-1]),
+        name: parameter.default
+        for name, parameter in list(parameters.items())[2:]
     }
 
 
-def _check_images(pretrainer, images):
-    return to_image_array(
+def check_picture(pretrainer, images, options):
+    """Checks what `plot_predictions` is given, before the model runs.
+
+    Returns:
+        `(method, images)`: the method whose picture is drawn
+        (`picture_method`) and the images as a NumPy array.
+
+    Raises:
+        ValueError: for a model no picture draws, images not of the
+            pretrainer's size, or an option the method's picture does not
+            take (the message lists those it takes).
+    """
+    method = picture_method(pretrainer)
+    accepted = picture_options(method)
+    for name in options:
+        if name not in accepted:
+            raise ValueError(
+                f"`{name}` is not an option of the {method} picture; it "
+                f"takes {sorted(accepted) or 'none'}. Received: "
+                f"{name}={options[name]!r}"
+            )
+    images = to_image_array(
         images, (*pretrainer.image_size, pretrainer.num_channels)
+    )
+    return method, images
+
+
+@contextlib.contextmanager
+def seed_states(pretrainer, seed=None):
+    """Fixes the draws of a pretrainer's own seed generators in a block.
+
+    Within the block, each seed generator of the pretrainer (those that
+    draw its pairs, splits, permutations, views...) starts from the state
+    a new `keras.random.SeedGenerator(seed)` has, or, with `seed=None`,
+    from its state at the start of the block; after it, every generator is
+    back in its state from before. So a block draws the same as any other
+    block with the same seed, and training draws as if it had not run.
+
+    Args:
+        pretrainer: a `Pretrainer`.
+        seed: int >= 0 or `None`.
+
+    Example:
+
+    ```python
+    with seed_states(pretrainer, seed=0):
+        outputs = pretrainer(images, training=False)
+    ```
+    """
+    if seed is not None:
+        seed = int(check_int_in_range("seed", seed, 0))
+    generators = pretrainer._own_seed_generators()
+    saved = [keras.ops.convert_to_numpy(g.state.value) for g in generators]
+    try:
+        if seed is not None:
+            for generator in generators:
+                generator.state.assign(
+                    keras.random.SeedGenerator(seed).state.value
+                )
+        yield
+    finally:
+        for generator, state in zip(generators, saved):
+            generator.state.assign(state)
+
+
+def model_outputs(pretrainer, images, replay=None, **call_arguments):
+    """Runs a pretrainer in inference mode and returns its outputs.
+
+    `pretrainer(images, training=False, **call_arguments)`: batch
+    normalisation's moving statistics, no dropout. Then, if given,
+    `replay()` runs with the seed generators back in the state the call
+    started from, so that what it draws (the method's own sampling
+    functions) is what the call drew: the views, copies or patch
+    positions that the outputs do not include.
+
+    Args:
+        pretrainer: a `Pretrainer`.
+        images: the images, as `plot_predictions` checked them.
+        replay: optional function of no arguments.
+        **call_arguments: other arguments of the pretrainer's `call`.
+
+    Returns:
+        The outputs as a dict of NumPy arrays, or with `replay`,
+        `(outputs, drawn)`: `drawn` is what `replay` returns, its tensors
+        as NumPy arrays.
+    """
+    with seed_states(pretrainer):
+        outputs = pretrainer(images, training=False, **call_arguments)
+    outputs = keras.tree.map_structure(keras.ops.convert_to_numpy, outputs)
+    if replay is None:
+        return outputs
+    with seed_states(pretrainer):
+        drawn = replay()
+    return outputs, keras.tree.map_structure(
+        keras.ops.convert_to_numpy, drawn
     )
 
 
-def to_image_array(images, expected=None):
-    """Returns `images` as a NumPy array after checking it, for drawing.
+def plot_predictions(pretrainer, images, path=None, seed=0, **options):
+    """Draws what a pretrainer predicts on `images`, whatever its method.
+
+    Each method has its picture (`picture_descriptions()` lists them):
+
+    - `selfie`: the paper's Figure 3 (`plot_selfie_predictions`): the
+      masked positions outlined, right in green, wrong in red, and one
+      position's candidate patches ranked by score;
+    - `rotation`: each image in its 4 rotations, titled with the predicted
+      angle;
+    - `jigsaw`: the shuffled tiles, and the tiles put back by the
+      predicted permutation (the solved puzzle);
+    - `relative_patch_location`: the centre patch and its neighbour, and
+      the neighbour where the model places it on the 3x3 grid;
+    - `exemplar`: the transformed copies, each titled with the seed image
+      (surrogate class) predicted for it;
+    - `simclr`: the two views of each image and the view each matched;
+    - `context_encoder`: the image, the input with its hole, and the hole
+      filled by the prediction;
+    - `super_resolution`: the low-resolution input, its upsampled copy,
+      the prediction and the original.
+
+    Right predictions are in `correct_color` (green), wrong ones in
+    `wrong_color` (red): a title's colour and the panel's frame.
+
+    The model runs in inference mode (`training=False`). Its random draws
+    (masked positions, puzzles, pairs, copies, views, holes) come from its
+    seed generators set to `seed` for the picture and restored after it
+    (`seed_states`): the same seed and weights draw the same picture, and
+    training draws what it would have drawn.
 
     Args:
-        images: a non-empty `(batch, height, width, channels)` uint8 or
-            float array or tensor.
-        expected: optional `(height, width, channels)` it must match.
-    """
-    images = keras.ops.convert_to_numpy(images)
-    check_image_shape("images", images.shape, expected)
-    check_image_dtype("images", images.dtype)
-    if len(images) == 0:
-        raise ValueError(
-            "`images` must hold at least one image. "
-            f"Received shape={images.shape}"
-        )
-    return images
-
-
-def rank_candidates(scores):
-    """Returns candidate indices from the highest score to the lowest.
-
-    Ties keep the candidates' order (a stable sort).
-
-    Args:
-        scores: 1-D array of the `M` candidates' scores for one query.
-
-    Returns:
-        An int array, a permutation of `range(M)`.
-    """
-    scores = np.asarray(scores)
-    if scores.ndim != 1:
-        raise ValueError(
-            "`scores` must be one query's scores, of rank 1. "
-            f"Received shape={scores.shape}"
-        )
-    return np.argsort(-scores, kind="stable")
-
-
-def random_decoder_positions(num_images, num_patches, num_decoder_patches,
-                             seed=0):
-    """Draws distinct decoder positions per image with a NumPy generator.
-
-    For pictures that should show the same masked positions every time
-    (e.g. across epochs), without drawing from a model's seed generator,
-    which would change its training splits.
-
-    Returns:
-        An int32 array `(num_images, num_decoder_patches)`.
-    """
-    rng = np.random.default_rng(seed)
-    return np.stack(
-        [
-            rng.permutation(num_patches)[:num_decoder_patches]
-            for _ in range(num_images)
-        ]
-    ).astype("int32")
-
-
-def plot_predictions(
-    pretrainer,
-    images,
-    path=None,
-    decoder_positions=None,
-    image_index=0,
-    position_index=0,
-    num_candidates=None,
-    correct_color="limegreen",
-    wrong_color="red",
-    columns=None,
-):
-    """Draws what a Selfie pretrainer predicts on `images` (paper, Fig. 3).
-
-    The top of the figure shows every image with its `M` decoder (masked)
-    positions outlined: in `correct_color` where the model picks the right
-    patch among the image's `M` decoder patches, in `wrong_color` where it
-    does not; the title counts the right ones. The bottom shows, for the
-    decoder position `position_index` of image `image_index`, first the
-    image as the encoder sees it (decoder patches greyed out, the position
-    outlined), then the candidate patches from the highest score to the
-    lowest, each titled with its rank and score. The right patch is framed
-    in `correct_color` and titled "true"; if the model ranks another patch
-    first, that one is framed in `wrong_color`.
-
-    The model runs in inference mode (`predict_patches`).
-
-    Args:
-        pretrainer: a `SelfiePretrainer`.
-        images: `(batch, height, width, channels)` uint8 or float images of
-            the pretrainer's size. All are drawn; 8 fit one row. Float
-            images within `[0, 1]` are shown as they are, others scaled
-            per image from their minimum to their maximum.
+        pretrainer: a `Pretrainer` of a method with a picture (a
+            `SelfiePretrainer`, `RotationPretrainer`, ...; a class derived
+            from one gets its picture).
+        images: `(batch, height, width, channels)` uint8 or float images
+            of the pretrainer's size (NumPy array or tensor). Float images
+            within `[0, 1]` are shown as they are; for Selfie's picture,
+            others are scaled per image from their minimum to their
+            maximum.
         path: optional file path; the figure is written there as a PNG.
-        decoder_positions: optional int array `(batch, M)`; `None` draws
-            a random split from the pretrainer's seed generator.
-        image_index: int. The image whose candidates are ranked.
-        position_index: int in `[0, M)`. Which of its decoder positions.
-        num_candidates: int in `[1, M]` or `None` (all `M`). How many of
-            the best-ranked candidates to show. The true patch is drawn
-            only if it ranks among them; the title above says its rank.
-        correct_color: matplotlib colour of right predictions.
-        wrong_color: matplotlib colour of wrong predictions.
-        columns: int or `None`. Cells per row, for the images and for the
-            query and its candidates. Defaults to the larger of `batch` and
-            `num_candidates + 1`, at most 8.
+        seed: int >= 0, the seed of the model's random draws for the
+            picture, or `None` for draws from the generators' current
+            states (left as they are too).
+        **options: the method's options (`picture_options(method)`): for
+            Selfie `decoder_positions`, `image_index`, `position_index`,
+            `num_candidates`, `columns` (`plot_selfie_predictions`); for the
+            methods with right and wrong predictions `correct_color` and
+            `wrong_color`; for Exemplar `surrogate_labels`.
 
     Returns:
         The `matplotlib.figure.Figure` (made without `pyplot`, so it works
         without a display and leaves the user's backend alone).
+
+    Raises:
+        ValueError: for a model no picture draws (the message lists those
+            that have one), images of another size, or an option the
+            method's picture does not take.
 
     Example:
 
@@ -228,262 +274,7 @@ def plot_predictions(
     figure = plot_predictions(pretrainer, test_images[:8], path="pred.png")
     ```
     """
-    # Argument errors come before running the model.
-    images = _check_images(pretrainer, images)
-    check_int_in_range("image_index", image_index, 0, len(images))
-    check_int_in_range(
-        "position_index", position_index, 0, pretrainer.num_decoder_patches
-    )
-    prediction = predict_patches(pretrainer, images, decoder_positions)
-    return draw_predictions(
-        prediction["images"],
-        prediction["decoder_positions"],
-        prediction["scores"],
-        pretrainer.patch_size,
-        path=path,
-        image_index=image_index,
-        position_index=position_index,
-        num_candidates=num_candidates,
-        correct_color=correct_color,
-        wrong_color=wrong_color,
-        columns=columns,
-    )
-
-
-def draw_predictions(
-    images,
-    decoder_positions,
-    scores,
-    patch_size,
-    path=None,
-    image_index=0,
-    position_index=0,
-    num_candidates=None,
-    correct_color="limegreen",
-    wrong_color="red",
-    columns=None,
-):
-    """Draws given patch predictions; `plot_predictions` without a model.
-
-    Args:
-        images: `(batch, height, width, channels)` uint8 or float images
-            with 1, 3 or 4 channels.
-        decoder_positions: int array `(batch, M)` of row-major grid
-            positions.
-        scores: float array `(batch, M, M)`; row `j` scores the candidates
-            for position `j`, whose right answer is column `j`.
-        patch_size: int. Side of the square patches, in pixels.
-        path, image_index, position_index, num_candidates, correct_color,
-        wrong_color, columns: as in `plot_predictions`.
-
-    Returns:
-        The `matplotlib.figure.Figure`.
-    """
-    images = to_image_array(images)
-    grid = _check_predictions(images, decoder_positions, scores, patch_size)
-    decoder_positions = np.asarray(decoder_positions)
-    scores = np.asarray(scores)
-    batch, m = decoder_positions.shape
-    check_int_in_range("image_index", image_index, 0, batch)
-    check_int_in_range("position_index", position_index, 0, m)
-    if num_candidates is None:
-        num_candidates = m
-    if check_positive_int("num_candidates", num_candidates) > m:
-        raise ValueError(
-            f"Argument `num_candidates` must be at most M = {m}, the number "
-            f"of candidate patches. Received: num_candidates={num_candidates}"
-        )
-    colors = {
-        True: check_color("correct_color", correct_color),
-        False: check_color("wrong_color", wrong_color),
-    }
-    if columns is None:
-        columns = min(max(batch, num_candidates + 1), _MAX_COLUMNS)
-    columns = check_positive_int("columns", columns)
-
-    display = _displayable(images)
-    correct = _prediction_dict(images, decoder_positions, scores)["correct"]
-    image_rows = math.ceil(batch / columns)
-    candidate_rows = math.ceil((num_candidates + 1) / columns)
-    row_height = _CELL + _TITLE_HEIGHT
-    figure = new_figure(
-        columns * _CELL,
-        (image_rows + candidate_rows) * row_height
-        + 2 * _SECTION_TITLE_HEIGHT,
-    )
-    top, bottom = figure.subfigures(
-        2,
-        1,
-        height_ratios=[
-            image_rows * row_height + _SECTION_TITLE_HEIGHT,
-            candidate_rows * row_height + _SECTION_TITLE_HEIGHT,
-        ],
-    )
-    top.suptitle(
-        f"Masked positions: right in {correct_color}, wrong in "
-        f"{wrong_color} ({int(correct.sum())}/{correct.size} right)"
-    )
-    image_axes = _cells(top, batch, columns)
-    for i, axes in enumerate(image_axes):
-        _show(axes, display[i])
-        axes.set_title(f"{int(correct[i].sum())}/{m} right", fontsize=9)
-        for j in range(m):
-            grid.outline(
-                axes,
-                decoder_positions[i, j],
-                colors[bool(correct[i, j])],
-                # The position ranked below stands out.
-                linewidth=3.5 if (i, j) == (image_index, position_index)
-                else 2.0,
-            )
-    _draw_candidates(
-        bottom,
-        display[image_index],
-        decoder_positions[image_index],
-        scores[image_index, position_index],
-        position_index,
-        grid,
-        colors,
-        num_candidates,
-        columns,
-        title=f"Image {image_index}, position {position_index}",
-    )
+    method, images = check_picture(pretrainer, images, options)
+    with seed_states(pretrainer, seed):
+        figure = PICTURES[method][0](pretrainer, images, **options)
     return save_figure(figure, path)
-
-
-def _check_predictions(images, decoder_positions, scores, patch_size):
-    """Checks `draw_predictions`' arrays; returns the images' `_PatchGrid`."""
-    batch, height, width, channels = images.shape
-    if channels not in (1, 3, 4):
-        raise ValueError(
-            "`images` must have 1, 3 or 4 channels to be drawn. "
-            f"Received shape={images.shape}"
-        )
-    patch_size = check_positive_int("patch_size", patch_size)
-    if height % patch_size or width % patch_size:
-        raise ValueError(
-            f"Argument `patch_size` must divide the image height and width "
-            f"({height}x{width}). Received: patch_size={patch_size}"
-        )
-    num_patches = (height // patch_size) * (width // patch_size)
-    decoder_positions = np.asarray(decoder_positions)
-    if (
-        decoder_positions.ndim != 2
-        or len(decoder_positions) != batch
-        or decoder_positions.shape[1] < 1
-        or not np.issubdtype(decoder_positions.dtype, np.integer)
-        or decoder_positions.min() < 0
-        or decoder_positions.max() >= num_patches
-    ):
-        raise ValueError(
-            f"`decoder_positions` must be integers in [0, {num_patches}) "
-            f"of shape (batch={batch}, M). Received: {decoder_positions!r}"
-        )
-    m = decoder_positions.shape[1]
-    if np.shape(scores) != (batch, m, m):
-        raise ValueError(
-            f"`scores` must have shape (batch, M, M) = ({batch}, {m}, {m}) "
-            f"to match `images` and `decoder_positions`. Received shape="
-            f"{np.shape(scores)}"
-        )
-    return _PatchGrid(patch_size, width // patch_size)
-
-
-def _draw_candidates(subfigure, image, positions, scores, position_index,
-                     grid, colors, num_candidates, columns, title):
-    """Draws one query (the image as the encoder sees it) and its ranking."""
-    ranking = rank_candidates(scores)
-    true_rank = int(np.flatnonzero(ranking == position_index)[0]) + 1
-    row, col = divmod(int(positions[position_index]), grid.width)
-    subfigure.suptitle(
-        f"{title} (grid row {row}, column {col}): candidates by score, "
-        f"the true patch ranked {true_rank} of {len(scores)}"
-    )
-    axes = _cells(subfigure, num_candidates + 1, columns)
-    masked = image.copy()
-    for position in positions:
-        masked[grid.slices(position)] = 0.5
-    _show(axes[0], masked)
-    axes[0].set_title("query (encoder's view)", fontsize=9)
-    grid.outline(
-        axes[0], positions[position_index], colors[true_rank == 1], 3.5
-    )
-    for rank, k in enumerate(ranking[:num_candidates], start=1):
-        _show(axes[rank], image[grid.slices(positions[k])])
-        is_true = k == position_index
-        axes[rank].set_title(
-            f"{rank}. {scores[k]:.2f}" + (" true" if is_true else ""),
-            fontsize=9,
-        )
-        if is_true or rank == 1:
-            for spine in axes[rank].spines.values():
-                spine.set_color(colors[bool(is_true)])
-                spine.set_linewidth(4)
-
-
-def _cells(subfigure, count, columns):
-    """Returns `count` axes in rows of `columns`; the rest are hidden."""
-    rows = math.ceil(count / columns)
-    axes = subfigure.subplots(rows, columns, squeeze=False).ravel()
-    for unused in axes[count:]:
-        unused.set_axis_off()
-    return axes[:count]
-
-
-class _PatchGrid:
-    """Where the row-major patch positions of an image are, in pixels."""
-
-    def __init__(self, patch_size, width):
-        self.patch_size = patch_size
-        self.width = width
-
-    def slices(self, position):
-        row, col = divmod(int(position), self.width)
-        p = self.patch_size
-        return (
-            slice(row * p, (row + 1) * p),
-            slice(col * p, (col + 1) * p),
-        )
-
-    def outline(self, axes, position, color, linewidth):
-        from matplotlib.patches import Rectangle
-
-        rows, cols = self.slices(position)
-        # Pixel centres sit on integers in `imshow`: edges are at -0.5.
-        axes.add_patch(
-            Rectangle(
-                (cols.start - 0.5, rows.start - 0.5),
-                self.patch_size,
-                self.patch_size,
-                fill=False,
-                edgecolor=color,
-                linewidth=linewidth,
-            )
-        )
-
-
-def _displayable(images):
-    """Float images in [0, 1] for `imshow`: uint8 / 255, others stretched.
-
-    Float images already within [0, 1] are kept; others (e.g. standardised
-    ones) are scaled per image from their minimum to their maximum, since
-    `imshow` would clip them.
-    """
-    if images.dtype == np.uint8:
-        return images.astype("float32") / 255.0
-    images = images.astype("float32")
-    if images.min() >= 0 and images.max() <= 1:
-        return images
-    low = images.min(axis=(1, 2, 3), keepdims=True)
-    high = images.max(axis=(1, 2, 3), keepdims=True)
-    return (images - low) / np.maximum(high - low, 1e-12)
-
-
-def _show(axes, image):
-    if image.shape[-1] == 1:
-        axes.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1,
-                    interpolation="nearest")
-    else:
-        axes.imshow(image, interpolation="nearest")
-    axes.set_xticks([])
-    axes.set_yticks([])

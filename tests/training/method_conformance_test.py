@@ -14,8 +14,8 @@ are checked here, one parametrized test per guarantee:
   random states and the optimizer's variables, all a next step starts
   from, must agree on every replica).
 
-`TINY_ARGS` gives each method's smallest arguments beside the `tiny`
-preset's backbone; a method added to the registry adds its entry.
+`conftest.TINY_ARGS` gives each method's smallest arguments beside the
+`tiny` preset's backbone; a method added to the registry adds its entry.
 """
 
 import json
@@ -33,48 +33,19 @@ import keras_selfie
 from keras_selfie import methods
 from keras_selfie.models.resnet import feature_map_network
 from keras_selfie.training.callbacks import random_state_variables
+from conftest import TINY_ARGS
+from conftest import TINY_BACKBONE
 from conftest import two_cpu_strategy
 from seeded_run import assert_same_state
 from seeded_run import fit_one_step
 from seeded_run import random_images
 from seeded_run import seeded_pretrainer
 
-# Method -> its arguments for these tests, beside the tiny backbone.
-TINY_ARGS = {
-    "rotation": {},
-    # Colour dropping and all 8 neighbours: every random draw of the task.
-    "relative_patch_location": {
-        "color_guard": "drop", "all_neighbors": True, "head_hidden_dim": 16,
-    },
-    # The classifier that takes plain images: each copy among the 4 images
-    # of its group of the batch (the parametric and memory-bank ones need
-    # surrogate labels; exemplar_pretrainer_test checks them).
-    "exemplar": {
-        "classifier": "batch", "num_exemplars": 4,
-        "transformations_per_image": 1,
-    },
-    "simclr": {},
-    # The default 3x3 puzzles; a plain hidden layer (float32 XLA and eager
-    # batch normalisation over 4 puzzles differ by up to 2e-4).
-    "jigsaw": {
-        "num_permutations": 10, "head_hidden_dim": 16,
-        "head_batch_norm": False,
-    },
-    # Random blocks: the masks drawn in the step are what XLA and Mirrored
-    # must reproduce (the central square draws nothing).
-    "context_encoder": {"region": "random_blocks", "decoder_filters": 16},
-    "super_resolution": {"decoder_filters": 16},
-}
 METHODS = [name for name in methods.names() if name != "selfie"]
-BACKBONE = {
-    key: value for key, value in keras_selfie.presets.get("tiny")[
-        "config"
-    ].items() if key in ("image_size", "stem", "width")
-}
 
 
 def tiny_config(method):
-    return {**BACKBONE, **TINY_ARGS.get(method, {})}
+    return {**TINY_BACKBONE, **TINY_ARGS.get(method, {})}
 
 
 def build(method, seed=0, **kwargs):
