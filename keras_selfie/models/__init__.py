@@ -11,6 +11,9 @@ from keras_selfie.models.relative_patch_location_pretrainer import (
     RelativePatchLocationPretrainer,
 )
 from keras_selfie.models.reconstruction_pretrainer import (
+    PixelDecoderPretrainer,
+)
+from keras_selfie.models.reconstruction_pretrainer import (
     ReconstructionPretrainer,
 )
 from keras_selfie.models.rotation_pretrainer import RotationPretrainer
