@@ -1,5 +1,6 @@
 from keras_selfie.models.resnet import patch_network
 from keras_selfie.models.resnet import resnet50
+from keras_selfie.models.colorization_pretrainer import ColorizationPretrainer
 from keras_selfie.models.context_encoder_pretrainer import (
     ContextEncoderPretrainer,
 )

@@ -61,6 +61,8 @@ TINY_ARGS = {
     # must reproduce (the central square draws nothing).
     "context_encoder": {"region": "random_blocks", "decoder_filters": 16},
     "super_resolution": {"decoder_filters": 16},
+    # The paper's classification on P's own 8x8 grid (a 1x1 convolution).
+    "colorization": {},
 }
 METHODS = [name for name in methods.names() if name != "selfie"]
 BACKBONE = {
