@@ -135,12 +135,13 @@ class ColorizationPretrainer(PixelDecoderPretrainer):
             predicted grid is; it must divide the image size and `P`'s
             stride (4 for the CIFAR stem, 16 for the ImageNet stem).
             Defaults to 4, the paper's quarter size: for the CIFAR stem
-            `P`'s own 8x8 map of 32x32 images, which the decoder then
-            classifies cell by cell with one 1x1 convolution.
+            `P`'s own 8x8 map of 32x32 images.
         decoder_filters: int, filters of the decoder's first stage
-            (default 64, `pixel_decoder`'s), when it upsamples `P`'s map
-            (`output_stride` below `P`'s stride); each further stage
-            halves them.
+            (default 64, `pixel_decoder`'s); each further stage halves
+            them. The decoder has one stage (3x3 convolution, batch
+            normalisation, ReLU) even where it does not upsample: a 1x1
+            convolution alone on `P`'s unnormalised feature map makes the
+            L2 regression diverge under SGD.
         backbone: `None` or a `keras.Model` from images to `(batch, d)`
             features with a `patch_pool` layer (its global pooling), used
             as `P`.
@@ -239,6 +240,7 @@ class ColorizationPretrainer(PixelDecoderPretrainer):
                 self.decoder_filters,
                 len(self.bins) if self.loss_type == "classification" else 2,
                 self.output_stride,
+                min_stages=1,
             )
             self.build((None, *self.image_size, self.num_channels))
 

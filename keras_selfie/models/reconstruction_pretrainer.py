@@ -35,7 +35,9 @@ class PixelDecoderPretrainer(Pretrainer):
     `ColorizationPretrainer`'s classification of colours).
     """
 
-    def make_decoder(self, filters, output_channels=None, output_stride=1):
+    def make_decoder(
+        self, filters, output_channels=None, output_stride=1, min_stages=0
+    ):
         """`P`'s feature map network and the pixel decoder on it.
 
         Sets `self.feature_map` (`P` without its pooling,
@@ -50,6 +52,8 @@ class PixelDecoderPretrainer(Pretrainer):
             output_stride: int, how many times smaller than the images
                 the prediction is; it must divide `P`'s stride (1, the
                 images' size, by default).
+            min_stages: int, the fewest stages of the decoder
+                (`pixel_decoder`'s `min_stages`).
 
         Raises:
             ValueError: for a backbone without a `patch_pool` layer (its
@@ -96,6 +100,7 @@ class PixelDecoderPretrainer(Pretrainer):
             synchronized=self.synchronized_batch_norm,
             dtype=self.dtype_policy,
             name="decoder",
+            min_stages=min_stages,
         )
         # The output layer starts at zero, so that the untrained model
         # predicts `reconstruct`'s `offset`: the trivial baseline, which
