@@ -26,6 +26,8 @@ from keras_selfie.layers import TransformerBlock
 from keras_selfie.losses import DistractorSoftmaxLoss
 from keras_selfie.losses import MaskedReconstructionLoss
 from keras_selfie.losses import NTXentLoss
+from keras_selfie.losses import PixelCrossentropyLoss
+from keras_selfie.models import ColorizationPretrainer
 from keras_selfie.models import ContextEncoderPretrainer
 from keras_selfie.models import ExemplarPretrainer
 from keras_selfie.models import JigsawPretrainer

@@ -69,6 +69,13 @@ METHODS = {
         "super-resolution: restore each image from its 4x smaller copy, "
         "bicubic-upsampled, L2 loss (SRCNN's setting, Dong et al., 2014)",
     ),
+    "colorization": (
+        "keras_selfie.models.colorization_pretrainer",
+        "ColorizationPretrainer",
+        "colorization: the colour (ab) of the picture from its lightness L, "
+        "class-rebalanced classification over 229 ab bins (Zhang, Isola, "
+        "Efros, 2016)",
+    ),
 }
 
 

@@ -56,6 +56,8 @@ TINY_ARGS = {
     # must reproduce (the central square draws nothing).
     "context_encoder": {"region": "random_blocks", "decoder_filters": 16},
     "super_resolution": {"decoder_filters": 16},
+    # The paper's classification on P's own 8x8 grid (a 1x1 convolution).
+    "colorization": {},
 }
 # The same, as the flags of the command line and of the scripts.
 TINY_FLAGS = [
@@ -104,20 +106,24 @@ def tfds_data_dir():
     return path
 
 
-def backbone_inputs(model, images):
+def backbone_inputs(model, images, network="patch_network"):
     """Calls `model(images, training=False)` and returns what its backbone
-    `model.patch_network` received (as NumPy) and the outputs."""
+    `model.patch_network` received (as NumPy) and the outputs.
+
+    `network` names another attribute to watch, e.g. `"feature_map"` (P
+    without its pooling, which the pixel-decoding tasks call).
+    """
     import keras
 
     seen = []
-    original = model.patch_network
-    model.patch_network = lambda x, training=None: (
+    original = getattr(model, network)
+    setattr(model, network, lambda x, training=None: (
         seen.append(keras.ops.convert_to_numpy(x)), original(x)
-    )[1]
+    )[1])
     try:
         outputs = model(images, training=False)
     finally:
-        model.patch_network = original
+        setattr(model, network, original)
     (inputs,) = seen
     return inputs, outputs
 

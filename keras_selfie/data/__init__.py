@@ -1,4 +1,5 @@
-"""Data for Selfie: sources, augmentation, label subsets, tf.data pipelines.
+"""Data for Selfie: sources, augmentation, label subsets, tf.data pipelines,
+and the CIELAB colours of colorization (`color`).
 
 Three sources (`load_tfds`, `load_image_folder`, `from_arrays`) give the
 same unbatched datasets of uint8 `(height, width, 3)` images or
@@ -35,6 +36,15 @@ from keras_selfie.data.augment import pretraining_augmentation
 from keras_selfie.data.augment import random_flip
 from keras_selfie.data.augment import random_resized_crop
 from keras_selfie.data.augment import scale_values
+from keras_selfie.data.color import CIFAR10_AB_PRIOR
+from keras_selfie.data.color import ab_bin_lightness
+from keras_selfie.data.color import ab_gamut_bins
+from keras_selfie.data.color import annealed_mean_ab
+from keras_selfie.data.color import estimate_ab_prior
+from keras_selfie.data.color import lab_to_rgb
+from keras_selfie.data.color import nearest_ab_bins
+from keras_selfie.data.color import rgb_to_lab
+from keras_selfie.data.color import soft_encode_ab
 from keras_selfie.data.exemplars import exemplar_dataset
 from keras_selfie.data.pipeline import distributed_dataset
 from keras_selfie.data.pipeline import make_dataset

@@ -15,3 +15,8 @@ from keras_selfie.losses.masked_reconstruction_loss import (
 from keras_selfie.losses.masked_reconstruction_loss import (
     masked_squared_error,
 )
+from keras_selfie.losses.pixel_crossentropy_loss import PixelCrossentropyLoss
+from keras_selfie.losses.pixel_crossentropy_loss import pixel_crossentropy
+from keras_selfie.losses.pixel_crossentropy_loss import rebalancing_weights
+from keras_selfie.losses.pixel_crossentropy_loss import smoothed_prior
+from keras_selfie.losses.pixel_loss import PixelLoss

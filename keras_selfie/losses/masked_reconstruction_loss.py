@@ -1,6 +1,9 @@
 import keras
 from keras import ops
 
+from keras_selfie.losses.pixel_loss import PixelLoss
+from keras_selfie.losses.pixel_loss import squeeze_pixel_weights
+
 # Below this total weight an image counts as having no pixel to score (its
 # loss is 0, not NaN).
 _EPSILON = 1e-12
@@ -28,16 +31,14 @@ def masked_squared_error(y_true, y_pred, pixel_weights=None):
     squared = ops.mean(ops.square(y_pred - y_true), axis=-1)
     if pixel_weights is None:
         return ops.mean(squared, axis=(1, 2))
-    pixel_weights = ops.cast(pixel_weights, squared.dtype)
-    if len(pixel_weights.shape) == 4:
-        pixel_weights = ops.squeeze(pixel_weights, axis=-1)
+    pixel_weights = squeeze_pixel_weights(pixel_weights, squared.dtype)
     total = ops.sum(pixel_weights * squared, axis=(1, 2))
     weight = ops.sum(pixel_weights, axis=(1, 2))
     return total / ops.maximum(weight, ops.cast(_EPSILON, weight.dtype))
 
 
 @keras.saving.register_keras_serializable(package="keras_selfie")
-class MaskedReconstructionLoss(keras.losses.Loss):
+class MaskedReconstructionLoss(PixelLoss):
     """L2 reconstruction loss over chosen pixels, weighted per pixel.
 
     The loss of the reconstruction pretext tasks: context-encoder
@@ -89,32 +90,5 @@ class MaskedReconstructionLoss(keras.losses.Loss):
     ):
         super().__init__(reduction=reduction, name=name, dtype=dtype)
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        targets = y_true[0] if isinstance(y_true, (tuple, list)) else y_true
-        if len(y_pred.shape) != 4 or tuple(targets.shape) != tuple(
-            y_pred.shape
-        ):
-            raise ValueError(
-                "MaskedReconstructionLoss expects targets and predictions of "
-                "the same shape (batch, height, width, channels). Received "
-                f"{tuple(targets.shape)} and {tuple(y_pred.shape)}"
-            )
-        if isinstance(y_true, (tuple, list)):
-            weights_shape = tuple(y_true[1].shape)
-            if len(y_true) != 2 or weights_shape[:3] != tuple(
-                y_pred.shape[:3]
-            ) or len(weights_shape) not in (3, 4) or (
-                len(weights_shape) == 4 and weights_shape[3] != 1
-            ):
-                raise ValueError(
-                    "MaskedReconstructionLoss expects `y_true` as targets or "
-                    "a pair (targets, pixel_weights) with pixel_weights of "
-                    f"shape {tuple(y_pred.shape[:3])}. Received pixel "
-                    f"weights of shape {weights_shape}"
-                )
-        return super().__call__(y_true, y_pred, sample_weight=sample_weight)
-
-    def call(self, y_true, y_pred):
-        if isinstance(y_true, (tuple, list)):
-            return masked_squared_error(y_true[0], y_pred, y_true[1])
-        return masked_squared_error(y_true, y_pred)
+    def per_image(self, targets, predictions, pixel_weights=None):
+        return masked_squared_error(targets, predictions, pixel_weights)

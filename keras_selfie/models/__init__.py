@@ -1,5 +1,6 @@
 from keras_selfie.models.resnet import patch_network
 from keras_selfie.models.resnet import resnet50
+from keras_selfie.models.colorization_pretrainer import ColorizationPretrainer
 from keras_selfie.models.context_encoder_pretrainer import (
     ContextEncoderPretrainer,
 )
@@ -9,6 +10,9 @@ from keras_selfie.models.pretrainer import ClassificationPretrainer
 from keras_selfie.models.pretrainer import Pretrainer
 from keras_selfie.models.relative_patch_location_pretrainer import (
     RelativePatchLocationPretrainer,
+)
+from keras_selfie.models.reconstruction_pretrainer import (
+    PixelDecoderPretrainer,
 )
 from keras_selfie.models.reconstruction_pretrainer import (
     ReconstructionPretrainer,

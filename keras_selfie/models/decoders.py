@@ -16,6 +16,7 @@ import keras
 from keras_selfie.models.resnet import STAGES
 from keras_selfie.models.resnet import STEMS
 from keras_selfie.utils.validation import check_choice
+from keras_selfie.utils.validation import check_non_negative
 from keras_selfie.utils.validation import check_positive_int
 
 # The stem's own stride: the ImageNet stem's stride-2 convolution and
@@ -49,6 +50,7 @@ def pixel_decoder(
     synchronized=False,
     dtype=None,
     name="pixel_decoder",
+    min_stages=0,
 ):
     """Builds a decoder from a feature map to a per-pixel prediction.
 
@@ -65,6 +67,11 @@ def pixel_decoder(
             backbone's `synchronized_batch_norm`).
         dtype: dtype policy of the layers; `None` uses Keras' global policy.
         name: the model's name.
+        min_stages: int >= 0, the fewest stages: beyond the
+            `log2(upsampling)` that upsample, stages of convolution, batch
+            normalisation and ReLU at the same resolution (`conv{i}_*`
+            layers), e.g. so that a decoder that does not upsample is not
+            a linear map of the unnormalised feature map.
 
     Returns:
         A functional `keras.Model` from `(batch, h, w, input_channels)` to
@@ -86,20 +93,24 @@ def pixel_decoder(
             "Argument `upsampling` must be a power of 2 (1, 2, 4, 8, ...). "
             f"Received: upsampling={upsampling}"
         )
+    check_non_negative("min_stages", min_stages, integer=True)
     inputs = keras.Input((None, None, input_channels), name="feature_map")
     x = inputs
-    for stage in range(int(math.log2(upsampling))):
-        x = keras.layers.UpSampling2D(
-            2, interpolation="bilinear", name=f"up{stage}", dtype=dtype
-        )(x)
+    upsampling_stages = int(math.log2(upsampling))
+    for stage in range(max(upsampling_stages, min_stages)):
+        prefix = f"up{stage}" if stage < upsampling_stages else f"conv{stage}"
+        if stage < upsampling_stages:
+            x = keras.layers.UpSampling2D(
+                2, interpolation="bilinear", name=prefix, dtype=dtype
+            )(x)
         x = keras.layers.Conv2D(
             max(filters >> stage, 16), 3, padding="same", use_bias=False,
-            name=f"up{stage}_conv", dtype=dtype,
+            name=f"{prefix}_conv", dtype=dtype,
         )(x)
         x = keras.layers.BatchNormalization(
-            synchronized=synchronized, name=f"up{stage}_bn", dtype=dtype
+            synchronized=synchronized, name=f"{prefix}_bn", dtype=dtype
         )(x)
-        x = keras.layers.ReLU(name=f"up{stage}_relu", dtype=dtype)(x)
+        x = keras.layers.ReLU(name=f"{prefix}_relu", dtype=dtype)(x)
     outputs = keras.layers.Conv2D(
         output_channels, 1, name="pixels", dtype=dtype
     )(x)

@@ -1,6 +1,6 @@
 """Pictures of the pretext tasks that paint pixels.
 
-Context encoder and super-resolution predict images; their pictures show,
+Context encoder, super-resolution and colorization predict images; their pictures show,
 one row per image, what the model was given beside what it painted and the
 original, titled with the mean squared error per pixel and channel (of
 the images in the model's scale, `[0, 1]` for uint8 images). Predictions
@@ -9,7 +9,9 @@ function here is one method's picture (`register_picture`).
 """
 
 import numpy as np
+from keras import ops
 
+from keras_selfie.data.color import rgb_to_lab
 from keras_selfie.visualization.figures import Panel
 from keras_selfie.visualization.figures import draw_panels
 from keras_selfie.visualization.predictions import model_outputs
@@ -139,4 +141,50 @@ def plot_super_resolution_predictions(pretrainer, images):
         f"Images restored from {pretrainer.factor} times smaller copies "
         "(mean squared error against the original; the upsampled copy is "
         "the model's input)",
+    )
+
+
+@register_picture(
+    "colorization",
+    "the grey input, the image coloured by the model and the original",
+)
+def plot_colorization_predictions(pretrainer, images):
+    """Draws each image's lightness, the colours the model gives it, and
+    the original.
+
+    One row per image: the grey image the model sees (its L channel), the
+    image coloured by the model (`ColorizationPretrainer.colorize`: the
+    image's own L with the predicted a and b, the annealed mean for the
+    classification loss) and the original; the coloured image is titled
+    with its error against the original.
+
+    Args:
+        pretrainer: a `ColorizationPretrainer`.
+        images: `(batch, height, width, 3)` images, checked.
+
+    Returns:
+        A `matplotlib.figure.Figure`, one row of 3 panels per image.
+
+    Example:
+
+    ```python
+    plot_predictions(colorizer, test_images[:4], path="colourised.png")
+    ```
+    """
+    originals = ops.convert_to_numpy(pretrainer.preprocess(images))
+    lightness = ops.convert_to_numpy(rgb_to_lab(originals))[..., :1] / 100
+    coloured = ops.convert_to_numpy(pretrainer.colorize(images))
+    error = squared_error(coloured, originals)
+    rows = [
+        [
+            Panel(np.repeat(lightness[i], 3, axis=-1), "grey input"),
+            Panel(coloured[i], f"coloured: error {error[i]:.4f}"),
+            Panel(originals[i], "original"),
+        ]
+        for i in range(len(images))
+    ]
+    return draw_panels(
+        rows,
+        "Grey images coloured by the model (mean squared error of the "
+        "coloured image)",
     )

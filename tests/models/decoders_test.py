@@ -25,6 +25,16 @@ def test_decoder_restores_the_resolution():
     assert decoder.get_layer("pixels").activation is keras.activations.linear
     identity = decoders.pixel_decoder(8, 3, upsampling=1)
     assert identity(np.ones((1, 4, 4, 8), "float32")).shape == (1, 4, 4, 3)
+    assert [layer.name for layer in identity.layers[1:]] == ["pixels"]
+    # Stages beyond the upsampling ones keep the resolution.
+    deeper = decoders.pixel_decoder(8, 3, upsampling=2, filters=32,
+                                    min_stages=2)
+    assert deeper(np.ones((1, 4, 4, 8), "float32")).shape == (1, 8, 8, 3)
+    assert [layer.name for layer in deeper.layers[1:]] == [
+        "up0", "up0_conv", "up0_bn", "up0_relu",
+        "conv1_conv", "conv1_bn", "conv1_relu", "pixels",
+    ]
+    assert deeper.get_layer("conv1_conv").filters == 16
 
 
 def test_decoder_upsamples_bilinearly_before_convolving():
@@ -39,7 +49,7 @@ def test_decoder_upsamples_bilinearly_before_convolving():
 
 @pytest.mark.parametrize("argument,value", [
     ("upsampling", 3), ("upsampling", 0), ("output_channels", 0),
-    ("filters", -1),
+    ("filters", -1), ("min_stages", -1),
 ])
 def test_bad_arguments_are_named(argument, value):
     kwargs = dict(input_channels=4, output_channels=3, upsampling=2)

@@ -10,7 +10,10 @@ training batches (`evaluation.recalibrate_batch_norm`, as the Table 1
 protocol does before testing). For a contrastive method (SimCLR: the
 positive among the 2B - 1 other views of a test batch) the baseline is the
 higher of chance, 1/(2B - 1), and the same model untrained, measured alike.
-Selfie's own run is `cifar10_test.py`.
+A reconstruction method's held-out error must be below that of its trivial
+prediction (what P saw), and colorization's loss below that of its
+untrained model (the colour prior in every cell), paired over the test
+images. Selfie's own run is `cifar10_test.py`.
 """
 
 import math
@@ -23,7 +26,9 @@ from keras_selfie import evaluation
 from keras_selfie import methods
 from keras_selfie import training
 from keras_selfie.losses import masked_squared_error
+from keras_selfie.losses import pixel_crossentropy
 from keras_selfie.models import ClassificationPretrainer
+from keras_selfie.models import ColorizationPretrainer
 from keras_selfie.models import ReconstructionPretrainer
 
 # Method -> its run: arguments beside the tiny backbone (`config`), steps
@@ -76,6 +81,14 @@ RUNS = {
         config={"decoder_filters": 16}, steps=60, batch_size=32,
         optimizer="adamw", learning_rate=0.01,
     ),
+    # The paper's rebalanced classification over 229 ab bins: held-out loss
+    # below the untrained model's, which predicts the smoothed CIFAR-10
+    # prior in every cell (4.01 against 4.52, 7.0 standard errors). So
+    # short a run learns little more than the rebalanced colour
+    # distribution that ignores the picture: fitted on 2,048 training
+    # images, that scores 4.07 (3.92 fitted on the test images
+    # themselves); 150 steps reach 3.91.
+    "colorization": dict(steps=40, batch_size=32, learning_rate=0.1),
 }
 # How far above chance the test accuracy must be: in standard errors of the
 # accuracy of a guess at chance level over the same number of predictions.
@@ -115,6 +128,8 @@ def test_short_pretraining_beats_chance_on_cifar10(
     )
     if isinstance(result.pretrainer, ReconstructionPretrainer):
         return _check_reconstruction(method, result.pretrainer, test)
+    if isinstance(result.pretrainer, ColorizationPretrainer):
+        return _check_colorization(method, result.pretrainer, test)
     accuracy, total = _held_out_accuracy(result.pretrainer, test)
     if isinstance(result.pretrainer, ClassificationPretrainer):
         baseline = chance = result.pretrainer.chance_accuracy()
@@ -176,8 +191,7 @@ def _held_out_accuracy(pretrainer, test):
 def _check_reconstruction(method, pretrainer, test):
     """A reconstruction method's held-out error must be clearly below that
     of predicting what P saw (the hole filled with the fill colour, the
-    interpolated small image): paired over the test images, the mean
-    difference must be below 0 by `STANDARD_ERRORS` standard errors."""
+    interpolated small image)."""
     differences = []
     for batch in test:
         outputs = pretrainer(batch, training=False)
@@ -188,10 +202,43 @@ def _check_reconstruction(method, pretrainer, test):
             for key in ("reconstruction", "inputs")
         ]
         differences.append(np.asarray(errors[0]) - np.asarray(errors[1]))
+    _check_paired_differences(
+        method, differences,
+        "reconstruction minus baseline (P's input) squared error",
+    )
+
+
+def _check_colorization(method, pretrainer, test):
+    """Colorization's held-out loss (the rebalanced cross-entropy of every
+    cell's colour) must be clearly below that of the untrained model,
+    which predicts the smoothed prior in every cell (its output layer
+    starts at zero on the log of the prior)."""
+    prior_logits = np.log(np.maximum(pretrainer.smoothed_prior, 1e-12))
+    differences = []
+    for batch in test:
+        outputs = pretrainer(batch, training=False)
+        targets = outputs["targets"]
+        losses = [
+            np.asarray(pixel_crossentropy(
+                targets, logits, outputs["pixel_weights"]
+            ))
+            for logits in (outputs["logits"], np.broadcast_to(
+                prior_logits.astype("float32"), targets.shape
+            ))
+        ]
+        differences.append(losses[0] - losses[1])
+    _check_paired_differences(
+        method, differences, "loss minus the untrained model's (the prior)"
+    )
+
+
+def _check_paired_differences(method, differences, what):
+    """Paired over the test images, the mean difference of the trained
+    model's error and the baseline's must be below 0 by `STANDARD_ERRORS`
+    standard errors."""
     differences = np.concatenate(differences)
     mean = differences.mean()
     standard_error = differences.std(ddof=1) / math.sqrt(len(differences))
     assert mean + STANDARD_ERRORS * standard_error < 0, (
-        method, "reconstruction minus baseline (P's input) squared error",
-        mean, standard_error, len(differences),
+        method, what, mean, standard_error, len(differences),
     )

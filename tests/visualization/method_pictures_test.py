@@ -23,6 +23,7 @@ from PIL import Image
 
 from keras_selfie import cli
 from keras_selfie import methods
+from keras_selfie.data.color import rgb_to_lab
 from keras_selfie.data.transforms import NEIGHBOR_OFFSETS
 from keras_selfie.visualization import PredictionImages
 from keras_selfie.visualization import plot_predictions
@@ -285,6 +286,23 @@ def test_super_resolution_panels_are_degrade_and_the_prediction():
             np.testing.assert_allclose(image, value, atol=1e-6)
         assert row[0][0].shape == (8, 8, 3)
         assert row[0][1] == "8x8 input"
+
+
+def test_colorization_panels_are_the_grey_input_and_colorize():
+    model = tiny("colorization")
+    coloured = keras.ops.convert_to_numpy(model.colorize(IMAGES))
+    lightness = keras.ops.convert_to_numpy(
+        rgb_to_lab(SCALED.astype("float32"))
+    )[..., 0] / 100
+    for i, row in enumerate(panels(drawn("colorization"))):
+        grey, painted, original = (image for image, _, _ in row)
+        for channel in range(3):
+            np.testing.assert_allclose(grey[..., channel], lightness[i],
+                                       atol=1e-5)
+        np.testing.assert_allclose(painted, coloured[i], atol=1e-6)
+        np.testing.assert_allclose(original, SCALED[i], atol=1e-6)
+        # The colours are the model's: the grey image's differ.
+        assert np.abs(painted - grey).max() > 1e-3
 
 
 def test_unknown_models_and_options_are_refused():
