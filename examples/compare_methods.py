@@ -214,9 +214,11 @@ PRESETS = {
 }
 
 # Measured on the 2-core CPU machine of this project (shared with other
-# jobs at the time: load average 6-7), P at width 0.125, batches of 64,
+# jobs at the time: load average 3-7), P at width 0.125, batches of 64,
 # graph mode without XLA: the median seconds of a pretraining step per
-# method (`StepTimer`, 8-step runs), and the other stages' costs.
+# method (`StepTimer`, 8-step runs), and the other stages' costs. Checked
+# against a short run of the cpu preset (jigsaw, 20 pretraining steps, one
+# seed, 500 probe and test images): 196 s estimated, 205 s taken.
 PRETRAIN_STEP_SECONDS = {
     "selfie": 0.27,
     "rotation": 0.9,
@@ -237,8 +239,11 @@ CPU_SECONDS = {
     "recalibrate_image": 0.0047,
     "extract_image": 0.003,
     "probe_image_epoch": 4e-5,  # linear probe, per image and epoch
-    # Per method: building and saving models, input pipelines.
+    # Per P evaluated (its copy, the probes' graphs), per method (building
+    # and saving models, input pipelines), once (the labeled images).
+    "frozen_overhead": 8.0,
     "method_overhead": 10.0,
+    "run_overhead": 20.0,
 }
 TRAIN_SIZE = 50_000
 TEST_SIZE = 10_000
@@ -353,7 +358,7 @@ def estimate_seconds(args, names):
         + 2 * (args.probe_train_images + test) * seconds["extract_image"]
     ) + 2 * args.probe_train_images * args.probe_epochs * seconds[
         "probe_image_epoch"
-    ]
+    ] + seconds["frozen_overhead"]
     pretext = scale * (
         args.pretext_images
         + args.recalibration_batches * args.batch_size
@@ -365,6 +370,7 @@ def estimate_seconds(args, names):
     evaluation_seconds = (
         (len(names) + random_ps) * per_model
         + len(names) * (pretext + seconds["method_overhead"])
+        + seconds["run_overhead"]
     )
     labeled = round(args.fraction * (
         args.label_pool_images or TRAIN_SIZE
