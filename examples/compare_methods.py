@@ -562,7 +562,7 @@ def run_method(args, method, inputs, results, output_dir):
     runs = entry.setdefault("finetune", [])
     missing_seeds = [seed for seed in range(args.seeds)
                      if not any(run["seed"] == seed for run in runs)]
-    if "pretext" in entry and not missing_seeds:
+    if "diverged" in entry or ("pretext" in entry and not missing_seeds):
         return
     run_dir = output_dir / "methods" / method
     if "pretraining" in entry:
@@ -573,9 +573,17 @@ def run_method(args, method, inputs, results, output_dir):
         arguments = settings["config"] or "its defaults"
         print(f"\n== {method}: pretraining ({settings['optimizer']} at "
               f"{settings['learning_rate']}, {arguments})")
-        trained, entry["pretraining"] = pretrain(
-            args, method, settings, inputs, run_dir
-        )
+        try:
+            trained, entry["pretraining"] = pretrain(
+                args, method, settings, inputs, run_dir
+            )
+        except training.DivergenceError as error:
+            # The same seed and settings would diverge again: the method
+            # is reported as such, and the others run.
+            print(f"  {method} diverged: {error}")
+            entry["diverged"] = str(error)
+            results.save()
+            return
         entry["pretraining"]["model_file"] = str(pathlib.Path(
             entry["pretraining"].pop("model_file")).relative_to(output_dir))
         results.save()
@@ -642,7 +650,7 @@ def table_rows(progress, seeds):
     rows = []
     for method, entry in progress["methods"].items():
         runs = entry.get("finetune", [])
-        if len(runs) < seeds or "frozen" not in entry:
+        if len(runs) < seeds or "pretext" not in entry:
             continue
         pretrained = entry["frozen"]["pretrained"]
         random_p = progress["random_p"][entry["frozen"]["random_p"]]
@@ -713,6 +721,17 @@ def make_table(rows):
             ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def diverged_line(progress):
+    """The methods whose pretraining diverged (not in the table)."""
+    diverged = [f"{method} ({entry['diverged'].split('. ')[0]})"
+                for method, entry in progress["methods"].items()
+                if "diverged" in entry]
+    if not diverged:
+        return ""
+    return ("Pretraining diverged (left out of the table): "
+            + "; ".join(diverged) + ".\n\n")
 
 
 def settings_table(progress):
@@ -818,7 +837,7 @@ fine-tuning accuracy.
   for every row); **scratch**: the same network and runs without
   pretraining. **- scratch**: the difference of the means.
 
-## Per-method settings
+{diverged_line(progress)}## Per-method settings
 
 {settings_table(progress)}
 

@@ -223,7 +223,8 @@ def assert_continues_where_it_stopped(example, argv, tmp_path, first,
 def test_table_rows():
     """The table from a results file with three seeds: means and sample
     standard deviations of the seeds, gains over random P and scratch,
-    unfinished methods left out, rows sorted by fine-tuning accuracy."""
+    unfinished and diverged methods left out (the latter named), rows
+    sorted by fine-tuning accuracy."""
     example = load_example("compare_methods")
 
     def method(probe, knn, accuracies, random_p="r"):
@@ -243,6 +244,9 @@ def test_table_rows():
             "a": method(0.4, 0.3, [0.30, 0.32, 0.34]),
             "b": method(0.3, 0.5, [0.20, 0.25, 0.30]),
             "unfinished": method(0.9, 0.9, [0.9, 0.9]),
+            "diverged": {"finetune": [], "diverged": (
+                "The loss became nan at batch 3 of an epoch (step 3): "
+                "training diverged and was stopped. Lower the rate.")},
         },
         "random_p": {"r": {"linear_probe_accuracy": 0.35,
                            "knn_accuracy": 0.32}},
@@ -268,3 +272,7 @@ def test_table_rows():
         "| b | pretext_accuracy 0.5000 | 0.2500 chance | 100 | "
         "-5.0 (30.0 vs 35.0) | +18.0 (50.0 vs 32.0) | 25.0 +- 5.0 | -5.0 |",
     ]
+    assert example.diverged_line(progress) == (
+        "Pretraining diverged (left out of the table): diverged (The loss "
+        "became nan at batch 3 of an epoch (step 3): training diverged and "
+        "was stopped).\n\n")
