@@ -28,21 +28,22 @@ Every preset value can be overridden by its flag. Budgets are in steps
 
 import argparse
 import datetime
-import hashlib
 import json
-import os
 import pathlib
-import platform
+import sys
 import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 import keras_selfie
 from keras_selfie import data
 from keras_selfie import evaluation
 from keras_selfie import training
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import evaluation_protocol as protocol  # noqa: E402
 
 # Table 1 of Trinh, Luong, Le, "Selfie: Self-supervised Pretraining for Image
 # Embedding" (arXiv 1906.02940), CIFAR-10 rows, test accuracy (%) of
@@ -54,10 +55,6 @@ PAPER_TABLE1_CIFAR10 = {
     0.20: {"supervised": (88.3, 0.3), "selfie": (89.1, 0.5), "delta": 0.8},
     1.00: {"supervised": (95.5, 0.2), "selfie": (95.7, 0.1), "delta": 0.2},
 }
-
-NUM_CLASSES = 10
-IMAGE_SIZE = 32
-PATCH_SIZE = 8
 
 # `None` for a steps-per-epoch value means "one pass over the data".
 # The presets sized for this protocol: those with an `evaluation` section in
@@ -140,20 +137,7 @@ def parse_args(argv=None):
     add("--finetune-epochs", type=int, nargs="+",
         help="passes (epochs) per fraction: one value for all fractions, "
         "or one per fraction")
-    add("--finetune-steps-per-epoch", type=int,
-        help="default: one pass over the labeled subset")
-    add("--finetune-batch-size", type=int)
-    add("--finetune-learning-rate", type=float)
-    add("--finetune-weight-decay", type=float)
-    add("--finetune-warmup-epochs", type=int)
-    add("--finetune-batch-norm-batches", type=int,
-        help="training batches averaged into the batch-norm statistics "
-        "before the test evaluation (0: Keras's moving averages)")
-    add("--test-images", type=int,
-        help="first N test images to evaluate on (default: all 10,000)")
-    add("--run-eagerly", dest="run_eagerly", action="store_true",
-        default=None, help="train eagerly (no graph tracing)")
-    add("--no-run-eagerly", dest="run_eagerly", action="store_false")
+    protocol.add_finetuning_arguments(parser)
     # Misc.
     add("--seed", type=int, default=0,
         help="seed of pretraining and of the random-P baseline")
@@ -190,26 +174,6 @@ def parse_args(argv=None):
         )
     args.finetune_epochs = epochs[: len(fractions)]
     return args
-
-
-def machine():
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "usable_cpus": usable,
-        "accelerators": [
-            d.name for d in tf.config.list_physical_devices()
-            if d.device_type != "CPU"
-        ],
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-    }
 
 
 def estimate_seconds(args, train_size=50_000):
@@ -330,20 +294,8 @@ def frozen_evaluation(args, models, probe_train, test, context_images):
     """
     results = {}
     for name, model in models.items():
-        entry = {"settings": {}}
-        settings = evaluation.batch_norm_settings(model, probe_train)
-        for setting, evaluated in settings.items():
-            train_features = evaluation.extract_features(evaluated,
-                                                         probe_train)
-            test_features = evaluation.extract_features(evaluated, test)
-            entry["settings"][setting] = {
-                **feature_figures(args, train_features, test_features),
-                **evaluation.feature_health(test_features[0]),
-            }
-        for metric in ("knn_accuracy", "linear_probe_accuracy"):
-            best = max(settings, key=lambda k: entry["settings"][k][metric])
-            entry[metric] = entry["settings"][best][metric]
-            entry[metric.replace("accuracy", "setting")] = best
+        entry = protocol.frozen_figures(model, probe_train, test,
+                                        args.probe_epochs, args.seed)
         entry["feature_health"] = {
             key: entry["settings"]["moving"][key]
             for key in ("effective_rank", "relative_std",
@@ -357,18 +309,6 @@ def frozen_evaluation(args, models, probe_train, test, context_images):
         }
         results[name] = entry
     return results
-
-
-def feature_figures(args, train_features, test_features):
-    """kNN and linear-probe accuracy of `(features, labels)` pairs."""
-    return {
-        "knn_accuracy": float(evaluation.knn_accuracy(
-            *train_features, *test_features)),
-        "linear_probe_accuracy": evaluation.linear_probe_on_features(
-            *train_features, *test_features, epochs=args.probe_epochs,
-            num_classes=NUM_CLASSES, seed=args.seed,
-        )["accuracy"],
-    }
 
 
 def patch_views(args, models, probe_train, test):
@@ -388,69 +328,13 @@ def patch_views(args, models, probe_train, test):
             for split, (features, labels) in concat.items()
         }}
         results[name] = {
-            f"patch_{pooling}": feature_figures(
-                args, pooled[pooling]["train"], pooled[pooling]["test"]
+            f"patch_{pooling}": protocol.feature_figures(
+                pooled[pooling]["train"], pooled[pooling]["test"],
+                args.probe_epochs, args.seed,
             )
             for pooling in evaluation.features.POOLINGS
         }
     return results
-
-
-def digest(images, labels):
-    sha = hashlib.sha1()
-    sha.update(np.ascontiguousarray(images).tobytes())
-    sha.update(np.ascontiguousarray(labels).astype("int64").tobytes())
-    return sha.hexdigest()[:16]
-
-
-def finetune_run(args, pretrainer, subset, test, seed, epochs,
-                 from_scratch):
-    images, labels = subset
-    dataset = data.make_dataset(
-        data.from_arrays(images, labels),
-        args.finetune_batch_size,
-        augment=data.finetuning_augmentation(IMAGE_SIZE),
-        repeat=True,
-        seed=seed,
-    )
-    steps = args.finetune_steps_per_epoch or max(
-        len(labels) // args.finetune_batch_size, 1
-    )
-    start = time.time()
-    result = evaluation.finetune(
-        None if from_scratch else pretrainer,
-        dataset,
-        test,
-        num_classes=NUM_CLASSES,
-        epochs=epochs,
-        from_scratch=from_scratch,
-        stem=pretrainer.stem if from_scratch else None,
-        width=pretrainer.width if from_scratch else None,
-        learning_rate=args.finetune_learning_rate,
-        nesterov=True,
-        weight_decay=args.finetune_weight_decay,
-        warmup_epochs=min(args.finetune_warmup_epochs, epochs - 1),
-        steps_per_epoch=steps,
-        verbose=0,
-        run_eagerly=args.run_eagerly,
-        seed=seed,  # the fresh layers' initialisation
-        batch_norm_batches=args.finetune_batch_norm_batches,
-    )
-    return {
-        "accuracy": result["accuracy"],
-        "loss": result["loss"],
-        "num_labeled_images": int(len(labels)),
-        "subset_digest": digest(images, labels),
-        "steps": steps * epochs,
-        "epochs": epochs,
-        "seconds": round(time.time() - start, 1),
-    }
-
-
-def mean_std(values):
-    values = np.asarray(values, dtype="float64") * 100
-    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    return float(values.mean()), std
 
 
 def make_table(rows):
@@ -483,43 +367,13 @@ def make_table(rows):
 NOT_IDENTITY = ("smoke", "verbose", "output_dir", "data_dir")
 
 
-def load_progress(path, config):
-    """The finished stages of an earlier run with the same arguments.
-
-    Returns `{}` when there is no results file. A results file written with
-    other arguments raises `ValueError` rather than mixing two runs.
-    """
-    if not path.exists():
-        return {}
-    progress = json.loads(path.read_text())
-    previous = {k: v for k, v in progress.get("config", {}).items()
-                if k not in NOT_IDENTITY}
-    current = {k: v for k, v in config.items() if k not in NOT_IDENTITY}
-    # A flag added since the file was written reads as unset (None).
-    changed = sorted(k for k in previous.keys() | current.keys()
-                     if previous.get(k) != current.get(k))
-    if changed:
-        raise ValueError(
-            f"{path} holds a run with other arguments ({', '.join(changed)} "
-            "differ); use another --output-dir, or remove it to start over."
-        )
-    return progress
-
-
-def save_progress(path, progress):
-    """Writes the results file atomically (a kill never leaves half of it)."""
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(progress, indent=2))
-    os.replace(temporary, path)
-
-
 def main(argv=None):
     args = parse_args(argv)
     wall_start = time.time()
     output_dir = pathlib.Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
-    info = machine()
+    info = protocol.machine()
     estimate = estimate_seconds(args)
     print(f"Preset {args.preset!r}; estimated time on 2 CPU cores: "
           f"{estimate['total'] / 60:.0f} min (pretraining "
@@ -528,18 +382,12 @@ def main(argv=None):
           f"{info['usable_cpus']} usable CPUs, accelerators: "
           f"{info['accelerators'] or 'none'}.")
     config = {k: v for k, v in vars(args).items() if k != "smoke"}
-    results_path = output_dir / "results.json"
-    progress = load_progress(results_path, json.loads(json.dumps(config)))
-    progress.setdefault("config", config)
+    results = protocol.ResultsFile(output_dir / "results.json", config,
+                                   NOT_IDENTITY, start=wall_start)
+    results_path = results.path
+    progress = results.progress
     progress.setdefault("runs", [])
-    # Wall time adds up over the runs that made the results file.
-    wall_before = progress.get("wall_seconds", 0.0)
-
-    def checkpoint():
-        progress["wall_seconds"] = round(
-            wall_before + time.time() - wall_start, 1
-        )
-        save_progress(results_path, progress)
+    checkpoint = results.save
     if progress.get("pretraining"):
         print(f"Continuing the run in {results_path}: "
               f"{len(progress['runs'])} fine-tuning run(s) done.")
@@ -630,9 +478,7 @@ def main(argv=None):
     # 3. Fine-tuning on stratified label subsets, scratch vs. pretrained.
     print("\n== 3. Fine-tuning a ResNet-50 on stratified label subsets")
     if args.fractions:
-        batches = list(labeled("train").batch(10_000).as_numpy_iterator())
-        train_images = np.concatenate([images for images, _ in batches])
-        train_labels = np.concatenate([labels for _, labels in batches])
+        train_images, train_labels = protocol.train_arrays(args.data_dir)
     done = {(r["fraction"], r["seed"], r["init"]): r for r in progress["runs"]}
     rows = []
     for fraction, epochs in zip(args.fractions, args.finetune_epochs):
@@ -646,9 +492,10 @@ def main(argv=None):
             for kind in ("scratch", "pretrained"):
                 run = done.get((fraction, seed, kind))
                 if run is None:
-                    run = finetune_run(args, pretrainer, subset, test, seed,
-                                       epochs,
-                                       from_scratch=kind == "scratch")
+                    run = protocol.finetune_run(
+                        args, pretrainer, subset, test, seed, epochs,
+                        from_scratch=kind == "scratch",
+                    )
                     run.update(fraction=fraction, seed=seed, init=kind)
                     progress["runs"].append(run)
                     checkpoint()
@@ -657,8 +504,8 @@ def main(argv=None):
                       f"{run['num_labeled_images']:6d} images "
                       f"{run['steps']:5d} steps  accuracy "
                       f"{run['accuracy']:.4f}  ({run['seconds']:.0f} s)")
-        scratch_mean, scratch_std = mean_std(accuracies["scratch"])
-        pre_mean, pre_std = mean_std(accuracies["pretrained"])
+        scratch_mean, scratch_std = protocol.mean_std(accuracies["scratch"])
+        pre_mean, pre_std = protocol.mean_std(accuracies["pretrained"])
         rows.append({
             "fraction": fraction,
             "num_labeled_images": run["num_labeled_images"],
@@ -674,7 +521,7 @@ def main(argv=None):
         })
 
     # 4. Report.
-    seconds = wall_before + time.time() - wall_start
+    seconds = results.wall_seconds()
     table = make_table(rows)
     header = (
         f"# Table 1, CIFAR-10: ResNet-50 from scratch vs. from Selfie "
@@ -704,10 +551,8 @@ def main(argv=None):
         f"{frozen['pretrained']['linear_probe_accuracy'] * 100:.1f}, random "
         f"{frozen['random']['knn_accuracy'] * 100:.1f} / "
         f"{frozen['random']['linear_probe_accuracy'] * 100:.1f}.\n\n"
-        f"Wall time: {seconds / 60:.1f} min on {info['platform']} "
-        f"({info['processor']}, {info['usable_cpus']} usable of "
-        f"{info['cpu_count']} CPUs, accelerators: "
-        f"{', '.join(info['accelerators']) or 'none'}).\n\n"
+        f"Wall time: {seconds / 60:.1f} min on "
+        f"{protocol.machine_line(info)}.\n\n"
         f"Configuration: `{json.dumps(config)}`\n"
     )
     markdown = header + "\n" + table + "\n" + footer

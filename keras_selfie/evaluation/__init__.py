@@ -11,6 +11,9 @@
 - `context_gain`: how much the pretext predictions use the visible
   patches (own context minus another image's).
 - `feature_health`: effective rank and spread of features across images.
+- `pretext_evaluation`: a pretext task's own figure (patch, pretext or
+  contrastive accuracy, reconstruction error) on held-out images, beside
+  its chance level or trivial baseline.
 - `KNNMonitor`: a callback adding `knn_accuracy` to the logs of
   `SelfiePretrainer.fit`.
 
@@ -42,3 +45,6 @@ from keras_selfie.evaluation.knn import knn_accuracy
 from keras_selfie.evaluation.knn import knn_predict
 from keras_selfie.evaluation.linear_probe import linear_probe
 from keras_selfie.evaluation.linear_probe import linear_probe_on_features
+from keras_selfie.evaluation.pretext import chance_level
+from keras_selfie.evaluation.pretext import pretext_evaluation
+from keras_selfie.evaluation.pretext import pretext_metric

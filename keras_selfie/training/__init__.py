@@ -9,7 +9,7 @@ The pieces it is made of:
 - `training_callbacks`: resumable runs (`BackupAndRestore` with random
   state, `ModelCheckpoint`, `TerminateOnNaN`, a restart-proof
   `CSVLogger`, optionally TensorBoard); `backup_epoch` tells where a run
-  resumes.
+  resumes; `StepTimer` times the steps (their median, across restarts).
 - `load_images`, `labeled_splits`, `pretraining_batches`, `num_batches`:
   images from a TFDS
   name or a folder, as the endless, seeded batches a resumed run can skip
@@ -31,6 +31,7 @@ run.pretrainer.save_to_preset("selfie_cpu")   # killed? rerun: it resumes
 from keras_selfie.training.callbacks import BackupAndRestore
 from keras_selfie.training.callbacks import CSVLogger
 from keras_selfie.training.callbacks import DivergenceError
+from keras_selfie.training.callbacks import StepTimer
 from keras_selfie.training.callbacks import TerminateOnNaN
 from keras_selfie.training.callbacks import backup_epoch
 from keras_selfie.training.callbacks import random_state_variables

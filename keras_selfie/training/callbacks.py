@@ -5,14 +5,17 @@ and the examples: a backup for resuming (`BackupAndRestore`, which also
 keeps the random state), the last completed epoch as a `.keras` file
 (`ModelCheckpoint`), a stop at the first NaN loss, the per-epoch log in a CSV file that
 survives restarts (`CSVLogger(append=True)`) and, optionally, TensorBoard.
+`StepTimer` measures the training speed of such a run, across restarts.
 """
 
 import json
 import os
+import time
 
 import keras
 import numpy as np
 
+from keras_selfie.utils.validation import check_non_negative
 from keras_selfie.utils.validation import check_positive_int
 
 BACKUP_DIR = "backup"
@@ -146,6 +149,90 @@ class TerminateOnNaN(keras.callbacks.Callback):
                 "Lower the learning rate; a backup of before the divergence "
                 "is kept, so rerunning resumes from it."
             )
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Times every training step; reports the median, robust to pauses.
+
+    The time of a step runs from `on_train_batch_begin` to
+    `on_train_batch_end`: the step itself and the wait for its batch (Keras
+    draws the batch inside the step function), not the callbacks' and the
+    epochs' ends (backups, logs, evaluations). The first step of every
+    `fit` call traces and compiles the step function, and is left out. The
+    median over the other steps (`median_step_seconds`) is what a step
+    costs: a process paused or slowed for a while (the machine shared, a
+    laptop asleep) lengthens a few steps, which the median ignores, where
+    the run's wall time divided by its steps would count them all.
+
+    With `path`, the times of each finished epoch are written to that JSON
+    file and read back when the callback is made: a run resumed from a
+    backup (`training_callbacks`) keeps the times of the epochs done before
+    it was killed, and an epoch done again replaces its earlier times.
+
+    Args:
+        path: `None`, or the JSON file keeping the times by epoch.
+        skip_first: int >= 0, steps left out at the start of every `fit`
+            call.
+
+    Example:
+
+    ```python
+    timer = StepTimer()
+    pretrainer.fit(train, epochs=2, steps_per_epoch=50, callbacks=[timer])
+    images_per_second = batch_size / timer.median_step_seconds()
+    ```
+    """
+
+    def __init__(self, path=None, skip_first=1):
+        super().__init__()
+        check_non_negative("skip_first", skip_first, integer=True)
+        self.path = None if path is None else os.fspath(path)
+        self.skip_first = skip_first
+        # Epoch (0-based) -> seconds of each timed step.
+        self.seconds = {}
+        if self.path is not None and os.path.exists(self.path):
+            with open(self.path) as file:
+                saved = json.load(file)
+            self.seconds = {int(epoch): times for epoch, times in
+                            saved.items()}
+        self._epoch = 0
+        self._start = None
+        self._steps_in_fit = 0
+
+    def on_train_begin(self, logs=None):
+        self._steps_in_fit = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # A resumed `fit` starts at the backed-up epoch: its number here.
+        self._epoch = epoch
+        self.seconds[epoch] = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        seconds = time.perf_counter() - self._start
+        self._steps_in_fit += 1
+        if self._steps_in_fit > self.skip_first:
+            self.seconds.setdefault(self._epoch, []).append(seconds)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.path is None:
+            return
+        temporary = self.path + ".tmp"
+        with open(temporary, "w") as file:
+            json.dump({str(k): v for k, v in sorted(self.seconds.items())},
+                      file)
+        os.replace(temporary, self.path)
+
+    def step_seconds(self):
+        """The timed steps' seconds, in order, of every epoch recorded."""
+        return [s for _, times in sorted(self.seconds.items()) for s in times]
+
+    def median_step_seconds(self):
+        """The median seconds of a timed step; `None` before any."""
+        times = self.step_seconds()
+        return float(np.median(times)) if times else None
 
 
 def backup_epoch(backup_dir):

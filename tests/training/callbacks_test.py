@@ -77,3 +77,48 @@ def test_backup_restores_the_seed_generator_states(tmp_path):
     states[0].assign([3, 0])
     backup.on_train_begin()
     np.testing.assert_array_equal(states[0].numpy(), [3, 7])
+
+
+def test_step_timer_leaves_out_compiling_steps_and_keeps_epochs(
+    tmp_path, monkeypatch
+):
+    # A clock that each step advances by the next of `durations`.
+    clock = {"now": 0.0}
+    monkeypatch.setattr(
+        training.callbacks.time, "perf_counter", lambda: clock["now"]
+    )
+
+    def fit(timer, first_epoch, durations_by_epoch):
+        timer.on_train_begin()
+        for epoch, durations in enumerate(durations_by_epoch, first_epoch):
+            timer.on_epoch_begin(epoch)
+            for batch, seconds in enumerate(durations):
+                timer.on_train_batch_begin(batch)
+                clock["now"] += seconds
+                timer.on_train_batch_end(batch)
+            timer.on_epoch_end(epoch)
+
+    path = tmp_path / "step_seconds.json"
+    timer = training.StepTimer(path)
+    # The first step compiles; a pause lengthens one step.
+    fit(timer, 0, [[5.0, 1.0, 1.0, 100.0], [1.0, 2.0]])
+    assert timer.step_seconds() == [1.0, 1.0, 100.0, 1.0, 2.0]
+    assert timer.median_step_seconds() == 1.0
+    # Resumed at epoch 1 in a new process: its first step compiles again,
+    # and the epoch done again replaces its earlier times.
+    resumed = training.StepTimer(path)
+    fit(resumed, 1, [[7.0, 3.0, 3.0]])
+    assert resumed.seconds == {0: [1.0, 1.0, 100.0], 1: [3.0, 3.0]}
+    assert resumed.median_step_seconds() == 3.0
+    assert training.StepTimer().median_step_seconds() is None
+
+
+def test_step_timer_in_fit():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse", run_eagerly=True)
+    timer = training.StepTimer()
+    model.fit(np.zeros((12, 2)), np.zeros((12, 1)), batch_size=4, epochs=2,
+              callbacks=[timer], verbose=0)
+    assert sorted(timer.seconds) == [0, 1]
+    assert [len(times) for times in timer.seconds.values()] == [2, 3]
+    assert 0 < timer.median_step_seconds() < 1
