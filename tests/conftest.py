@@ -135,3 +135,29 @@ def uint8_images(count=3, seed=1):
     return np.random.default_rng(seed).integers(
         0, 256, (count, 32, 32, 3), dtype=np.uint8
     )
+
+
+# The files of the longest tests, longest first. They start first, so that
+# the pytest-xdist workers (`--dist worksteal`, in pytest.ini) end on short
+# tests together, instead of one worker running a long test alone at the
+# end; the files not listed keep their order after them.
+RUN_FIRST = (
+    "training/cifar10_test.py",
+    "training/method_cifar10_test.py",
+    "training/reproduce_table1_test.py",
+    "training/compare_methods_test.py",
+    "readme_test.py",
+    "training/method_conformance_test.py",
+    "training/distribution_test.py",
+    "training/multi_worker_test.py",
+    "cli/cli_test.py",
+    "tuning/hypermodel_test.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        path = item.path.relative_to(REPO / "tests").as_posix()
+        return RUN_FIRST.index(path) if path in RUN_FIRST else len(RUN_FIRST)
+
+    items.sort(key=rank)
