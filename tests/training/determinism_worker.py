@@ -29,13 +29,14 @@ def main(output_path, seed, config):
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     train = data.make_dataset(
-        data.from_arrays(random_images(32)),
+        data.from_arrays(random_images(16)),
         batch_size=8,
         augment=data.pretraining_augmentation(),
         seed=seed,
     )
     model = keras_selfie.SelfiePretrainer(**config, seed=seed)
-    # Eager steps: tracing the step would cost more than the 8 steps.
+    # Eager steps: tracing the step would cost more than the 4 steps (2
+    # epochs of 2; the second epoch reshuffles).
     model.compile(
         optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
         jit_compile=False,

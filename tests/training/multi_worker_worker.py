@@ -8,8 +8,8 @@ reference with the same global batches. Either way it
 
 1. records which examples of an indexed dataset this worker reads in one
    shuffled epoch of `data.distributed_dataset`;
-2. pretrains a float64 `SelfiePretrainer` of the given configuration for 4
-   steps on 16 images in global batches of 8;
+2. pretrains a float64 `SelfiePretrainer` of the given configuration for 2
+   epochs of one step on 8 images (a global batch);
 
 and writes the indices, the per-step losses and the weights to OUTPUT.npz.
 """
@@ -31,7 +31,7 @@ from seeded_run import seeded_pretrainer  # noqa: E402
 
 NUM_WORKERS = 2
 GLOBAL_BATCH = 8
-NUM_IMAGES = 16
+NUM_IMAGES = 8
 NUM_INDEXED = 24
 
 
@@ -90,7 +90,8 @@ def main(output_path, config):
             batch_size=GLOBAL_BATCH,
             training=False,
         )
-    # Tracing the step would cost more than the 4 steps themselves.
+    # Tracing the step would cost more than the 2 steps themselves (one
+    # per epoch: the second iterates the sharded dataset again).
     model = seeded_pretrainer(config, strategy, run_eagerly=True)
     initial = [v.numpy() for v in model.weights]
     losses, weights = fit_and_record(model, train, epochs=2)
