@@ -137,21 +137,26 @@ def uint8_images(count=3, seed=1):
     )
 
 
-# The files of the longest tests, longest first. They start first, so that
-# the pytest-xdist workers (`--dist worksteal`, in pytest.ini) end on short
-# tests together, instead of one worker running a long test alone at the
-# end; the files not listed keep their order after them.
+# The longest test files, longest first. pytest-xdist hands the
+# workers whole files (`--dist loadscope --no-loadscope-reorder` in
+# pytest.ini: a file's module fixtures, such as a pretraining run, are made
+# once) in this order, so that the workers end on short files together
+# instead of one worker running a long file alone at the end; the files
+# not listed keep their order after them.
 RUN_FIRST = (
-    "training/cifar10_test.py",
     "training/method_cifar10_test.py",
-    "training/reproduce_table1_test.py",
-    "training/compare_methods_test.py",
-    "readme_test.py",
     "training/method_conformance_test.py",
+    "training/cifar10_test.py",
     "training/distribution_test.py",
-    "training/multi_worker_test.py",
+    "training/reproduce_table1_test.py",
     "cli/cli_test.py",
+    "readme_test.py",
+    "training/determinism_test.py",
+    "training/compare_methods_test.py",
+    "training/multi_worker_test.py",
     "tuning/hypermodel_test.py",
+    "visualization/method_pictures_test.py",
+    "models/saving_test.py",
 )
 
 
@@ -161,3 +166,11 @@ def pytest_collection_modifyitems(config, items):
         return RUN_FIRST.index(path) if path in RUN_FIRST else len(RUN_FIRST)
 
     items.sort(key=rank)
+
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker more than the CPU cores. Much of the suite
+    waits (subprocesses starting TensorFlow, MirroredStrategy's replica
+    threads), and the extra worker runs meanwhile."""
+    return (os.cpu_count() or 1) + 1
