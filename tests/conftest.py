@@ -168,9 +168,3 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=rank)
 
 
-
-def pytest_xdist_auto_num_workers(config):
-    """`-n auto`: one worker more than the CPU cores. Much of the suite
-    waits (subprocesses starting TensorFlow, MirroredStrategy's replica
-    threads), and the extra worker runs meanwhile."""
-    return (os.cpu_count() or 1) + 1
