@@ -64,8 +64,8 @@ def build_optimizer_variables(model):
     Without a distribution strategy Keras creates them while it traces the
     first training step, and `tf.function` then traces that step a second
     time (it traces again whenever its first trace made variables): with
-    them made beforehand, the first step of the tiny pretrainer costs
-    about half the CPU time (`docs/PERFORMANCE.md`). Keras does the same
+    them made beforehand, the first `fit` of the tiny pretrainer costs
+    about 60% of the CPU time (`docs/PERFORMANCE.md`). Keras does the same
     in `compile_from_config` and under a strategy. An unbuilt model is
     left as it is: its variables do not exist yet.
 

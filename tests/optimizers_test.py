@@ -58,3 +58,21 @@ def test_adamw_constant_rate_and_defaults():
 def test_bad_arguments_name_the_argument(kwargs, argument):
     with pytest.raises(ValueError, match=argument):
         make_optimizer(**kwargs)
+
+
+def test_compile_makes_the_optimizer_variables_before_fit():
+    """`Pretrainer.compile` builds the optimizer for every trainable
+    variable (Keras would make them inside the first traced step, which it
+    then traces twice)."""
+    from conftest import TINY_BACKBONE
+
+    from keras_selfie import methods
+
+    model = methods.get("rotation")(**TINY_BACKBONE, seed=0)
+    optimizer = make_optimizer("sgd", 0.1)
+    assert not optimizer.built
+    model.compile(optimizer=optimizer)
+    assert optimizer.built
+    momenta = [v for v in optimizer.variables if "momentum" in v.path]
+    assert len(momenta) == len(model.trainable_variables) > 100
+    assert int(optimizer.iterations.numpy()) == 0
