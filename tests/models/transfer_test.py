@@ -313,7 +313,16 @@ class TestCifarStemArguments:
             cifar_pretrainer, classes=4, classifier_activation=None
         )
         logits = _np(logits_model(images, training=False))
-        assert np.any(logits < 0)
+        # No activation: the output is the dense layer's affine map of the
+        # pooled features, whatever signs its fresh weights give.
+        pooled = keras.Model(
+            logits_model.input, logits_model.get_layer("avg_pool").output
+        )
+        kernel, bias = logits_model.get_layer("predictions").get_weights()
+        features = _np(pooled(images, training=False))
+        np.testing.assert_allclose(
+            logits, features @ kernel + bias, rtol=1e-4, atol=1e-5
+        )
         softmax_model = keras_selfie.transfer_to_resnet50(
             cifar_pretrainer, classes=4
         )
