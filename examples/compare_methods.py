@@ -692,8 +692,7 @@ def table_rows(progress, seeds):
 
 
 def pretext_cells(pretext):
-    kind = {"chance": "chance", "trivial": "input back"}.get(
-        pretext["baseline_kind"], "")
+    kind = pretext["trivial_answer"] or pretext["baseline_kind"] or ""
     return (
         f"{pretext['metric']} {pretext['value']:.4f}",
         f"{_number(pretext['baseline'], '.4f')} {kind}".strip(),
@@ -826,9 +825,10 @@ fine-tuning accuracy.
 - **pretext (held-out)**: the task's own figure on {progress['pretext_images']}
   test images (batches of {args.batch_size}, batch norm recalibrated on
   {args.recalibration_batches} training batches): an accuracy, or a
-  reconstruction error (lower is better); beside it the accuracy of a
-  uniform guess (chance), or the error of handing back what P saw (input
-  back).
+  reconstruction or colour error (lower is better); beside it the
+  accuracy of a uniform guess (chance), or the error of an answer that
+  needs no learning: handing back what P saw (input back), or the
+  untrained colorizer's one colour everywhere (prior colour).
 - **images/s**: pretraining images per second, the batch over the median
   step time (the first step of each run, tracing, left out).
 - **linear probe / kNN - random P**: accuracy (%) of pretrained P minus
@@ -912,13 +912,30 @@ def main(argv=None):
     for path, folder in pages:
         markdown = report(args, progress, info, results.wall_seconds(),
                           progress["command"], folder)
-        path.write_text(markdown)
+        write_page(path, markdown)
     results.save()
     print("\n" + markdown)
     print("Written: " + ", ".join(
         str(p.resolve()) for p in (results.path, chart,
                                    *(path for path, _ in pages))))
     return progress
+
+
+# A page's text from this line on is a person's reading of the figures: it
+# is kept when the run writes the page again.
+FINDINGS_MARKER = "<!-- findings: written by hand, kept by compare_methods.py -->"
+
+
+def write_page(path, markdown):
+    """Writes the generated report to `path`, keeping the hand-written
+    findings of the page already there (from `FINDINGS_MARKER` on)."""
+    path = pathlib.Path(path)
+    if path.exists():
+        old = path.read_text()
+        if FINDINGS_MARKER in old:
+            markdown = (markdown.rstrip("\n") + "\n\n"
+                        + old[old.index(FINDINGS_MARKER):])
+    path.write_text(markdown)
 
 
 if __name__ == "__main__":

@@ -4,22 +4,17 @@ Every method reports its task in its own terms (`METRIC_DIRECTIONS`):
 Selfie its patch accuracy, the classification tasks (rotation, relative
 patch location, exemplar, jigsaw) their pretext accuracy, SimCLR its
 contrastive accuracy, the reconstruction tasks (context encoder,
-super-resolution) their reconstruction error. A figure means something
-only beside its reference: the accuracy of a uniform guess (chance), or,
-for a reconstruction, the error of handing back what `P` saw (the
-trivial baseline the task must beat). `pretext_evaluation` gives both.
+super-resolution) their reconstruction error, colorization its ab error.
+A figure means something only beside its reference: the accuracy of a
+uniform guess (chance), or the error of an answer that needs no learning
+(`Pretrainer.trivial_baseline`: a reconstruction's input handed back,
+colorization's one colour everywhere). `pretext_evaluation` gives both.
 """
 
 import numpy as np
 
-from keras_selfie.losses.masked_reconstruction_loss import (
-    masked_squared_error,
-)
 from keras_selfie.models.pretrainer import ClassificationPretrainer
 from keras_selfie.models.pretrainer import check_pretrainer
-from keras_selfie.models.reconstruction_pretrainer import (
-    ReconstructionPretrainer,
-)
 
 
 def pretext_metric(pretrainer):
@@ -70,9 +65,10 @@ def pretext_evaluation(pretrainer, batches):
         examples), `direction` (`"max"` or `"min"`), `loss` (the pretext
         loss, mean over the batches), `baseline` and `baseline_kind`
         (`"chance"`: `chance_level` at the first batch's size; `"trivial"`:
-        a reconstruction task's error when it returns its input, measured
-        on the same pixels; `None` and `None` otherwise), `batches` and
-        `batch_size`.
+        the figure of the task's answer that needs no learning,
+        `Pretrainer.trivial_baseline`, e.g. a reconstruction's input
+        handed back; `None` and `None` otherwise), `trivial_answer` (that
+        answer's name, or `None`), `batches` and `batch_size`.
 
     Example:
 
@@ -88,6 +84,7 @@ def pretext_evaluation(pretrainer, batches):
     for tracker in pretrainer.metrics:
         tracker.reset_state()
     losses, trivial = [], []
+    answer = None
     batch_size = None
     for batch in batches:
         images = batch[0] if isinstance(batch, tuple) else batch
@@ -95,10 +92,10 @@ def pretext_evaluation(pretrainer, batches):
         outputs = pretrainer(images, training=False)
         pretrainer.update_task_metrics(outputs)
         losses.append(float(pretrainer.task_loss(outputs)))
-        if isinstance(pretrainer, ReconstructionPretrainer):
-            trivial.append(np.asarray(masked_squared_error(
-                outputs["targets"], outputs["inputs"], outputs.get("mask")
-            )))
+        trivial_baseline = pretrainer.trivial_baseline(outputs)
+        if trivial_baseline is not None:
+            answer, figures = trivial_baseline
+            trivial.append(np.asarray(figures))
     if not losses:
         raise ValueError("Argument `batches` is empty: it yielded no batch.")
     values = {t.name: float(t.result()) for t in pretrainer.metrics}
@@ -115,6 +112,7 @@ def pretext_evaluation(pretrainer, batches):
         "loss": values["loss"],
         "baseline": baseline,
         "baseline_kind": kind,
+        "trivial_answer": answer,
         "batches": len(losses),
         "batch_size": batch_size,
     }

@@ -331,11 +331,16 @@ class ColorizationPretrainer(PixelDecoderPretrainer):
         # On the output grid: the logits of the bins, or the regressed a
         # and b.
         if self.loss_type == "classification":
-            offset = np.log(np.maximum(self.smoothed_prior, _PRIOR_FLOOR))
-            return self.reconstruct(inputs, offset, training=training)
+            return self.reconstruct(
+                inputs, self._prior_logits(), training=training
+            )
         return AB_SCALE * self.reconstruct(
             inputs, np.zeros(2), training=training
         )
+
+    def _prior_logits(self):
+        # The untrained classifier's logits: the smoothed prior's log.
+        return np.log(np.maximum(self.smoothed_prior, _PRIOR_FLOOR))
 
     def _ab_of(self, prediction, temperature=None):
         if self.loss_type == "l2":
@@ -445,10 +450,9 @@ class ColorizationPretrainer(PixelDecoderPretrainer):
         )
 
     def update_task_metrics(self, outputs, sample_weight=None):
-        ab, predicted = outputs["ab"], outputs["predicted_ab"]
-        distance = ops.sqrt(ops.sum(ops.square(predicted - ab), axis=-1))
         self.ab_error_tracker.update_state(
-            ops.mean(distance, axis=(1, 2)), sample_weight=sample_weight
+            _ab_error(outputs["ab"], outputs["predicted_ab"]),
+            sample_weight=sample_weight,
         )
         if self.loss_type == "classification":
             true_bins = ops.argmax(outputs["targets"], axis=-1)
@@ -464,6 +468,20 @@ class ColorizationPretrainer(PixelDecoderPretrainer):
         self.bin_accuracy_tracker.update_state(
             ops.mean(correct, axis=(1, 2)), sample_weight=sample_weight
         )
+
+    def trivial_baseline(self, outputs):
+        # What the untrained model predicts (its output layer starts at
+        # zero): one colour everywhere, the prior's annealed mean, or grey
+        # for L2.
+        ab = outputs["ab"]
+        if self.loss_type == "l2":
+            answer, colour = "grey", ops.zeros((2,), ab.dtype)
+        else:
+            answer = "prior colour"
+            colour = self._ab_of(
+                ops.convert_to_tensor(self._prior_logits(), ab.dtype)
+            )
+        return answer, _ab_error(ab, ops.broadcast_to(colour, ab.shape))
 
     def get_config(self):
         config = super().get_config()
@@ -483,3 +501,9 @@ class ColorizationPretrainer(PixelDecoderPretrainer):
             }
         )
         return config
+
+
+def _ab_error(ab, predicted_ab):
+    """The mean distance in the ab plane per image, `(batch,)`."""
+    distance = ops.sqrt(ops.sum(ops.square(predicted_ab - ab), axis=-1))
+    return ops.mean(distance, axis=(1, 2))

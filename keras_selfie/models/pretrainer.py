@@ -183,6 +183,25 @@ class Pretrainer(keras.Model):
             f"{type(self).__name__} must define `update_task_metrics()`."
         )
 
+    def trivial_baseline(self, outputs):
+        """The task's figure for an answer that needs no learning.
+
+        A reconstruction error means something only beside the error of a
+        trivial answer (the input handed back, a constant colour); an
+        accuracy is compared with chance instead
+        (`evaluation.chance_level`), and such tasks keep this default.
+
+        Args:
+            outputs: `call`'s outputs for a batch.
+
+        Returns:
+            `None`, or `(answer, values)`: a short name of the trivial
+            answer (for tables, e.g. `"input back"`) and its values of the
+            task's figure (`evaluation.pretext_metric`), one per example,
+            `(batch,)`.
+        """
+        return None
+
     def compile(self, optimizer="adam", loss=None, **kwargs):
         """Configures the model for pretraining.
 

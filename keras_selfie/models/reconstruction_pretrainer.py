@@ -190,3 +190,9 @@ class ReconstructionPretrainer(PixelDecoderPretrainer):
             ),
             sample_weight=sample_weight,
         )
+
+    def trivial_baseline(self, outputs):
+        # Handing back what P saw, measured on the same pixels.
+        return "input back", masked_squared_error(
+            outputs["targets"], outputs["inputs"], outputs.get("mask")
+        )

@@ -146,7 +146,8 @@ def test_compare_methods_smoke(tfds_data_dir, tmp_path, spies):
         pretraining = entry["pretraining"]
         assert line.startswith(
             f"| {method} | {pretext['metric']} {pretext['value']:.4f} | "
-            f"{pretext['baseline']:.4f} ")
+            f"{pretext['baseline']:.4f} "
+            f"{pretext['trivial_answer'] or pretext['baseline_kind']} | ")
         assert f" | {row['images_per_second']:.0f} | " + " | ".join(
             gains) + " | " in line
         # One budget: the same images seen by every method; the step time
@@ -231,7 +232,8 @@ def test_table_rows():
         return {
             "pretraining": {"images_per_second": 100.0},
             "pretext": {"metric": "pretext_accuracy", "value": 0.5,
-                        "baseline": 0.25, "baseline_kind": "chance"},
+                        "baseline": 0.25, "baseline_kind": "chance",
+                        "trivial_answer": None},
             "frozen": {"pretrained": {"linear_probe_accuracy": probe,
                                       "knn_accuracy": knn},
                        "random_p": random_p},
@@ -276,3 +278,19 @@ def test_table_rows():
         "Pretraining diverged (left out of the table): diverged (The loss "
         "became nan at batch 3 of an epoch (step 3): training diverged and "
         "was stopped).\n\n")
+
+
+def test_written_page_keeps_the_findings_written_by_hand(tmp_path):
+    example = load_example("compare_methods")
+    page = tmp_path / "ZOO.md"
+    example.write_page(page, "# Table\n\nfirst run\n")
+    assert page.read_text() == "# Table\n\nfirst run\n"
+    findings = f"{example.FINDINGS_MARKER}\n## Findings\n\nExemplar wins.\n"
+    page.write_text(page.read_text() + "\n" + findings)
+    example.write_page(page, "# Table\n\nsecond run\n")
+    assert page.read_text() == "# Table\n\nsecond run\n\n" + findings
+    # Without the marker, the page is the report alone.
+    other = tmp_path / "other.md"
+    other.write_text("old text\n")
+    example.write_page(other, "new\n")
+    assert other.read_text() == "new\n"
