@@ -297,3 +297,22 @@ def test_backbone_step_is_p_on_what_the_method_feeds_it(step, method):
     assert step.train_step_flops(
         pretrainer, images, strategy
     ) > step.train_step_flops(backbone, inputs, strategy)
+
+
+def test_p_inputs_are_recorded_once_per_replica_share(step):
+    from conftest import two_cpu_strategy
+
+    # Under a strategy each replica's step sees its share of the batch:
+    # the recording is replica 0's (not one per replica), and the backbone
+    # step gets the global batch of that.
+    strategy = two_cpu_strategy()
+    args = step.parse_args(["--zoo", "smoke", "--method", "rotation"])
+    pretrainer, _, _ = step.build_method(args, "rotation", strategy)
+    calls = step.record_p_inputs(
+        pretrainer, tf.zeros((4, 32, 32, 3), "uint8"), strategy
+    )
+    assert [(c.network, c.shape) for c in calls] == [
+        (pretrainer.patch_network, (4 * 2, 32, 32, 3))
+    ]
+    inputs = step.backbone_inputs(calls, 2, np.random.default_rng(0))
+    assert inputs.shape == (4 * 4, 32, 32, 3)
