@@ -692,7 +692,8 @@ def table_rows(progress, seeds):
 
 
 def pretext_cells(pretext):
-    kind = pretext["trivial_answer"] or pretext["baseline_kind"] or ""
+    # Entries written before `trivial_answer` existed name no answer.
+    kind = pretext.get("trivial_answer") or pretext["baseline_kind"] or ""
     return (
         f"{pretext['metric']} {pretext['value']:.4f}",
         f"{_number(pretext['baseline'], '.4f')} {kind}".strip(),

@@ -481,7 +481,7 @@ class ColorizationPretrainer(PixelDecoderPretrainer):
             colour = self._ab_of(
                 ops.convert_to_tensor(self._prior_logits(), ab.dtype)
             )
-        return answer, _ab_error(ab, ops.broadcast_to(colour, ab.shape))
+        return answer, _ab_error(ab, ops.zeros_like(ab) + colour)
 
     def get_config(self):
         config = super().get_config()
