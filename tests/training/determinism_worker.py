@@ -6,7 +6,8 @@ Every random choice depends on SEED: `keras.utils.set_random_seed` (the
 weights' initialisation, dropout), the pretrainer's `seed` (the
 encoder/decoder splits) and `make_dataset`'s `seed` (the shuffle and the
 augmentation), with TensorFlow's op determinism on. The run fits 2 epochs
-of 2 eager batches of 8 (16 images) and writes the losses and weights to OUTPUT.npz.
+of 2 eager batches of 8 images and writes the losses and weights to
+OUTPUT.npz.
 """
 
 import json
