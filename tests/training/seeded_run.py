@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_selfie
+from keras_selfie.models import resnet
 from keras_selfie.training.callbacks import random_state_variables
 
 
@@ -30,6 +31,34 @@ class BatchLosses(keras.callbacks.Callback):
         self.losses.append(float(logs["loss"]))
 
 
+def shallow_patch_network(
+    stem="cifar", width=0.125, synchronized=False, dtype=None
+):
+    """P with one bottleneck block per stage instead of ResNet-50's 3, 4
+    and 6: the same stem, blocks, strides, feature map (`patch_pool`'s
+    input) and batch normalisation, in a third of the layers.
+
+    For the tests of a method's own step (its loss, random draws and
+    gathers under `MirroredStrategy` and XLA), passed as `backbone=`: they
+    hold for any P, and a step of the full P costs about three times as
+    much. The full P's own step is checked the same ways in
+    `distribution_test` (Selfie), and exact transfer and saving use it.
+    """
+    make = resnet._Layers(synchronized, dtype)
+    inputs = keras.Input((None, None, 3), name="patches")
+    x = resnet._stem(inputs, stem, width, make)
+    stages = resnet.STAGES[:resnet.PATCH_NETWORK_STAGES]
+    for name, filters, _, stride in stages:
+        x = resnet._bottleneck_block(
+            x, resnet.scaled_filters(filters, width), stride=stride,
+            conv_shortcut=True, name=f"{name}_block1", make=make,
+        )
+    outputs = keras.layers.GlobalAveragePooling2D(
+        name="patch_pool", dtype=dtype
+    )(x)
+    return keras.Model(inputs, outputs, name="shallow_patch_network")
+
+
 def seeded_pretrainer(
     config,
     strategy,
@@ -38,12 +67,15 @@ def seeded_pretrainer(
     loss=None,
     run_eagerly=False,
     method="selfie",
+    shallow=False,
 ):
     """A compiled pretrainer built from `keras.utils.set_random_seed(1)`.
 
     No dropout and synchronized batch normalisation, so one device and
     several replicas compute the same step; float64 by default, so that
-    reordered sums leave only rounding differences.
+    reordered sums leave only rounding differences. `shallow=True` gives
+    it `shallow_patch_network` as its backbone, at `config`'s stem and
+    width.
     """
     cls = keras_selfie.methods.get(method)
     no_dropout = (
@@ -55,8 +87,15 @@ def seeded_pretrainer(
     )
     keras.utils.set_random_seed(1)
     with strategy.scope():
+        backbone = {}
+        if shallow:
+            backbone["backbone"] = shallow_patch_network(
+                config.get("stem", "cifar"), config["width"],
+                synchronized=True, dtype=dtype,
+            )
         model = cls(
             **config,
+            **backbone,
             **no_dropout,
             synchronized_batch_norm=True,
             seed=3,
