@@ -5,6 +5,11 @@ replicas, or XLA's fusions) move the weights by about 1% of one step's
 update, so the exact comparisons run the model in float64, where the only
 differences left are real ones (a loss summed instead of averaged over
 replicas, another split of the patches, other batch statistics).
+
+The tiny pretrainer's full P is trained under Mirrored and XLA once each;
+the checks of the loss and its formulations run on
+`seeded_run.shallow_patch_network` (P with one block per stage), whose
+steps cost a third as much.
 """
 
 import keras
@@ -28,6 +33,12 @@ def single_device_run():
     return train(TINY, tf.distribute.get_strategy())
 
 
+@pytest.fixture(scope="module")
+def shallow_single_device_run():
+    """The same on the shallow P."""
+    return train(TINY, tf.distribute.get_strategy(), shallow=True)
+
+
 def train(
     config,
     strategy,
@@ -35,6 +46,7 @@ def train(
     jit_compile=False,
     loss=None,
     dtype="float64",
+    shallow=False,
 ):
     """One step from seeded weights on `global_batch` images; returns its
     loss and the state after it (`seeded_run.step_state`: weights, random
@@ -43,7 +55,7 @@ def train(
     # the tiny ResNet costs more on 2 CPUs than a few eager steps.
     model = seeded_pretrainer(
         config, strategy, dtype=dtype, jit_compile=jit_compile, loss=loss,
-        run_eagerly=not jit_compile,
+        run_eagerly=not jit_compile, shallow=shallow,
     )
     return fit_one_step(model, random_images(global_batch))
 
@@ -97,34 +109,36 @@ def test_mirrored_equals_single_device(tiny_config, single_device_run):
 
 def test_mirrored_equals_single_device_for_the_paper(tiny_config):
     paper = dict(tiny_config, query="paper")
-    single_loss, single_state = train(paper, tf.distribute.get_strategy())
-    mirrored_loss, mirrored_state = train(paper, two_cpus())
+    single_loss, single_state = train(
+        paper, tf.distribute.get_strategy(), shallow=True
+    )
+    mirrored_loss, mirrored_state = train(paper, two_cpus(), shallow=True)
     np.testing.assert_allclose(mirrored_loss, single_loss, rtol=LOSS_RTOL)
     assert_same_state(mirrored_state, single_state)
 
 
 def test_batch_candidates_per_replica_would_differ(
-    tiny_config, single_device_run
+    tiny_config, shallow_single_device_run
 ):
     """Scoring only the replica's own images (no gather) is another loss:
     the gather is what makes the test above pass."""
     import keras_selfie.losses.distractor_softmax_loss as module
 
-    single_loss, _ = single_device_run
+    single_loss, _ = shallow_single_device_run
     originals = module.gather_across_replicas, module.replica_row_offset
     module.gather_across_replicas = lambda values: values
     module.replica_row_offset = lambda local_batch_size: 0
     try:
-        local_loss, _ = train(tiny_config, two_cpus())
+        local_loss, _ = train(tiny_config, two_cpus(), shallow=True)
     finally:
         module.gather_across_replicas, module.replica_row_offset = originals
     assert abs(local_loss - single_loss) > 1e-3
 
 
 def test_mirrored_test_catches_a_loss_not_averaged_over_replicas(
-    tiny_config, single_device_run
+    tiny_config, shallow_single_device_run
 ):
-    _, single_state = single_device_run
+    _, single_state = shallow_single_device_run
     reference = keras_selfie.SelfiePretrainer(**tiny_config)
     _, wrong_state = train(
         tiny_config,
@@ -135,6 +149,7 @@ def test_mirrored_test_catches_a_loss_not_averaged_over_replicas(
             temperature=reference.temperature,
             dtype="float64",
         ),
+        shallow=True,
     )
     assert max_difference(
         first_copies(wrong_state), first_copies(single_state)
@@ -170,7 +185,8 @@ def test_jit_compile_loss_in_float32(tiny_config):
     """The float32 forward pass and loss under XLA (the float64 test above
     compares whole training steps; a float32 step would compile again)."""
     model = seeded_pretrainer(
-        tiny_config, tf.distribute.get_strategy(), dtype="float32"
+        tiny_config, tf.distribute.get_strategy(), dtype="float32",
+        shallow=True,
     )
     images = random_images()[:8]
     positions = np.stack([np.roll(np.arange(16), i)[:4] for i in range(8)])
@@ -182,6 +198,6 @@ def test_jit_compile_loss_in_float32(tiny_config):
     eager = loss(images, positions)
     xla = tf.function(loss, jit_compile=True)(images, positions)
     # XLA fuses and reorders float32 sums: same split, same weights, a loss
-    # equal to a few float32 roundings of the ResNet's activations.
+    # equal to a few float32 roundings of P's activations.
     np.testing.assert_allclose(float(xla), float(eager), rtol=1e-4)
     assert float(eager) > 1.0  # a real loss, not a degenerate 0
