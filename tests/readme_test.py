@@ -3,9 +3,10 @@
 Each ```python block of README.md is executed as written, in order, in one
 namespace (later blocks use what earlier ones made), with four test-sized
 substitutions: `SelfiePretrainer` is built with the tiny sizes of
-`conftest.TINY`, `data.load_tfds` reads the first 2,000 examples of a
-split, `data.make_dataset` makes batches of at most `BATCH_SIZE` images,
-and `fit` trains one eager epoch of one step. The blocks that need
+`conftest.TINY` and every other method's pretrainer with those of
+`conftest.TINY_BACKBONE`, `data.load_tfds` reads the first 2,000 examples
+of a split, `data.make_dataset` makes batches of at most `BATCH_SIZE`
+images, and `fit` trains one eager epoch of one step. The blocks that need
 hardware this machine lacks are listed in `NEEDS_HARDWARE` and only
 compiled; `distribution_test.py` covers what they show.
 """
@@ -17,6 +18,7 @@ import re
 import keras
 import pytest
 from conftest import TINY
+from conftest import TINY_BACKBONE
 
 import keras_selfie
 from keras_selfie import data
@@ -43,10 +45,15 @@ def test_readme_has_the_examples_it_promises():
 def test_readme_examples_run(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     real_pretrainer = keras_selfie.SelfiePretrainer
-
-    def tiny_pretrainer(**kwargs):
-        kwargs.update(TINY)
-        return real_pretrainer(**kwargs)
+    for name in keras_selfie.methods.names():
+        cls = keras_selfie.methods.get(name)
+        sizes = TINY if cls is real_pretrainer else TINY_BACKBONE
+        monkeypatch.setattr(
+            keras_selfie, cls.__name__, functools.partial(
+                lambda cls, sizes, **kwargs: cls(**{**kwargs, **sizes}),
+                cls, sizes,
+            ),
+        )
 
     real_load = data.load_tfds
 
@@ -68,7 +75,6 @@ def test_readme_examples_run(monkeypatch, tmp_path):
         kwargs["steps_per_epoch"] = 1
         return real_fit(self, x, *args, epochs=1, **kwargs)
 
-    monkeypatch.setattr(keras_selfie, "SelfiePretrainer", tiny_pretrainer)
     monkeypatch.setattr(data, "load_tfds", small_split)
     monkeypatch.setattr(data, "make_dataset", small_batches)
     monkeypatch.setattr(keras.Model, "fit", short_fit)
