@@ -18,8 +18,9 @@ higher of chance, 1/(2B - 1), and the same model untrained, measured alike.
 A reconstruction method's held-out error must be below that of its trivial
 prediction (what P saw), and colorization's loss below that of its
 untrained model (the colour prior in every cell), paired over the test
-images. The figures below are of seeds 0 and 1 (`run_pretraining`'s
-`seed`, and the shallow P's initial weights).
+images. Where `RUNS` gives two figures they are of seeds 0 and 1
+(`run_pretraining`'s `seed`, and the shallow P's initial weights), one
+figure is of seed 0.
 """
 
 import math
