@@ -45,15 +45,14 @@ def test_readme_has_the_examples_it_promises():
 def test_readme_examples_run(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     real_pretrainer = keras_selfie.SelfiePretrainer
+
+    def tiny(cls, sizes):
+        return lambda **kwargs: cls(**{**kwargs, **sizes})
+
     for name in keras_selfie.methods.names():
         cls = keras_selfie.methods.get(name)
         sizes = TINY if cls is real_pretrainer else TINY_BACKBONE
-        monkeypatch.setattr(
-            keras_selfie, cls.__name__, functools.partial(
-                lambda cls, sizes, **kwargs: cls(**{**kwargs, **sizes}),
-                cls, sizes,
-            ),
-        )
+        monkeypatch.setattr(keras_selfie, cls.__name__, tiny(cls, sizes))
 
     real_load = data.load_tfds
 
