@@ -113,9 +113,12 @@ def test_linear_probe_keeps_p_and_beats_chance(pretrainer):
     before = [w.numpy().copy() for w in pretrainer.patch_network.weights]
     train = colour_images(30, seed=2)
     test = colour_images(15, seed=3)
+    # Each split in one batch: P runs once per extraction (the features of
+    # several batches are joined in TestFeatures). After 5 epochs every test
+    # image is right, by a logit margin of 5 (1 epoch: 0.87 right).
     result = linear_probe(
-        pretrainer, batches(*train), batches(*test), epochs=30,
-        learning_rate=0.01, seed=0,
+        pretrainer, batches(*train, 30), batches(*test, 15), epochs=5,
+        learning_rate=0.03, seed=0,
     )
     after = pretrainer.patch_network.weights
     for old, new in zip(before, after):
@@ -124,9 +127,9 @@ def test_linear_probe_keeps_p_and_beats_chance(pretrainer):
     assert result["classifier"].output_shape == (None, 3)
     # On the same features, computed beforehand: the same classifier.
     again = linear_probe_on_features(
-        *extract_features(pretrainer, batches(*train)),
-        *extract_features(pretrainer, batches(*test)),
-        epochs=30, learning_rate=0.01, seed=0,
+        *extract_features(pretrainer, batches(*train, 30)),
+        *extract_features(pretrainer, batches(*test, 15)),
+        epochs=5, learning_rate=0.03, seed=0,
     )
     assert again["accuracy"] == result["accuracy"]
     for a, b in zip(again["classifier"].get_weights(),
@@ -143,19 +146,31 @@ class CaptureWeights(keras.callbacks.Callback):
         }
 
 
-def _finetune(pretrainer, from_scratch, capture):
-    images, labels = colour_images(8, seed=4)
-    return finetune(
+def _finetune(pretrainer, from_scratch, seed=None):
+    """`finetune` for one epoch of one batch; returns its result and the
+    weights it started from (a `CaptureWeights`)."""
+    images, labels = colour_images(4, seed=4)
+    capture = CaptureWeights()
+    result = finetune(
         pretrainer, batches(images, labels, 4), batches(images, labels, 4),
         num_classes=3, epochs=1, from_scratch=from_scratch,
         warmup_epochs=0, callbacks=[capture], verbose=0, run_eagerly=True,
+        seed=seed,
     )
+    return result, capture
 
 
-def test_finetune_starts_from_p_and_scratch_does_not(pretrainer):
-    pretrained_capture, scratch_capture = CaptureWeights(), CaptureWeights()
-    pretrained = _finetune(pretrainer, False, pretrained_capture)
-    scratch = _finetune(pretrainer, True, scratch_capture)
+@pytest.fixture(scope="module")
+def finetuned_from_p(pretrainer):
+    """Fine-tuning from P at seed 3, which the seed test compares too."""
+    return _finetune(pretrainer, False, seed=3)
+
+
+def test_finetune_starts_from_p_and_scratch_does_not(
+    pretrainer, finetuned_from_p
+):
+    pretrained, pretrained_capture = finetuned_from_p
+    scratch, scratch_capture = _finetune(pretrainer, True)
     p_layers = [
         layer for layer in pretrainer.patch_network.layers if layer.weights
     ]
@@ -242,19 +257,17 @@ def test_knn_monitor_validates_arguments():
         KNNMonitor((images, labels), (images, labels), every_n_epochs=0)
 
 
-def test_finetune_seed_fixes_the_fresh_layers(pretrainer):
-    images, labels = colour_images(4, seed=6)
-    data = batches(images, labels, 4)
-    starts = []
-    for seed in (3, 3, 4):
-        capture = CaptureWeights()
-        finetune(
-            pretrainer, data, data, num_classes=3, epochs=1, seed=seed,
-            callbacks=[capture], verbose=0, run_eagerly=True,
-        )
+def test_finetune_seed_fixes_the_fresh_layers(pretrainer, finetuned_from_p):
+    # Seed 3 again, after other runs drew random numbers, and seed 4.
+    _, seed_3 = finetuned_from_p
+    starts = [seed_3.weights["predictions"][0]]
+    for seed in (3, 4):
+        _, capture = _finetune(pretrainer, False, seed=seed)
         starts.append(capture.weights["predictions"][0])
     np.testing.assert_array_equal(starts[0], starts[1])
     assert not np.array_equal(starts[0], starts[2])
+    images, labels = colour_images(4, seed=6)
+    data = batches(images, labels, 4)
     with pytest.raises(ValueError, match="seed"):
         finetune(pretrainer, data, data, num_classes=3, epochs=1, seed="0")
 
