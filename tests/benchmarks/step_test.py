@@ -182,8 +182,11 @@ def test_smoke_run_reports_its_own_measurements(step, capsys, monkeypatch):
 
 def test_backbone_step_runs_every_p_call_on_one_clone(step):
     # Selfie with the masked-image context view runs P's feature map on the
-    # blanked images, then P on the decoder patches: two calls, one P.
-    args = step.parse_args([*TINY_FLAGS, "--batch-sizes", "2"])
+    # blanked images, then P on the decoder patches: two calls, one P. Eager
+    # steps: one step does not repay tracing it.
+    args = step.parse_args(
+        [*TINY_FLAGS, "--batch-sizes", "2", "--run-eagerly"]
+    )
     strategy = tf.distribute.get_strategy()
     pretrainer = keras_selfie.SelfiePretrainer(
         **{k: TINY[k] for k in TINY}, context_view="masked_image", seed=0
@@ -243,19 +246,32 @@ def test_every_method_has_an_expected_p_input():
     assert sorted(SMOKE_P_INPUTS) == sorted(keras_selfie.methods.names())
 
 
-def _recorded(step, method):
-    args = step.parse_args(["--zoo", "smoke", "--method", method])
-    assert args.batch_sizes == [SMOKE_BATCH]  # the zoo preset's
-    strategy = tf.distribute.get_strategy()
-    pretrainer, optimizer, _ = step.build_method(args, method, strategy)
-    images = tf.zeros((SMOKE_BATCH, 32, 32, 3), "uint8")
-    calls = step.record_p_inputs(pretrainer, images, strategy)
-    return args, strategy, pretrainer, optimizer, calls
+@pytest.fixture(scope="module")
+def recorded(step):
+    """Method -> its zoo smoke pretrainer and what its step feeds P, made
+    once for the tests of the recording and of the backbone step (which
+    leave the pretrainer as it was)."""
+    made = {}
+
+    def recorded(method):
+        if method not in made:
+            args = step.parse_args(["--zoo", "smoke", "--method", method])
+            assert args.batch_sizes == [SMOKE_BATCH]  # the zoo preset's
+            strategy = tf.distribute.get_strategy()
+            pretrainer, optimizer, _ = step.build_method(
+                args, method, strategy
+            )
+            images = tf.zeros((SMOKE_BATCH, 32, 32, 3), "uint8")
+            calls = step.record_p_inputs(pretrainer, images, strategy)
+            made[method] = args, strategy, pretrainer, optimizer, calls
+        return made[method]
+
+    return recorded
 
 
 @pytest.mark.parametrize("method", sorted(SMOKE_P_INPUTS))
-def test_recorded_p_inputs_are_what_the_method_feeds_p(step, method):
-    _, _, pretrainer, _, calls = _recorded(step, method)
+def test_recorded_p_inputs_are_what_the_method_feeds_p(recorded, method):
+    _, _, pretrainer, _, calls = recorded(method)
     per_image, side, through_feature_map = SMOKE_P_INPUTS[method]
     (call,) = calls
     assert call.shape == (per_image * SMOKE_BATCH, side, side, 3)
@@ -269,11 +285,11 @@ def test_recorded_p_inputs_are_what_the_method_feeds_p(step, method):
 # One method whose step calls P, one that calls P's feature map: the
 # backbone step is built from the recording the same way for every method.
 @pytest.mark.parametrize("method", ["rotation", "colorization"])
-def test_backbone_step_is_p_on_the_recorded_inputs(step, method):
+def test_backbone_step_is_p_on_the_recorded_inputs(step, recorded, method):
     from keras_selfie.models.resnet import feature_map_network
     from keras_selfie.models.resnet import patch_network
 
-    args, strategy, pretrainer, optimizer, calls = _recorded(step, method)
+    args, strategy, pretrainer, optimizer, calls = recorded(method)
     (call,) = calls
     through_feature_map = SMOKE_P_INPUTS[method][2]
     backbone = step.build_backbone(
