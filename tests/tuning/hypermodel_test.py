@@ -67,20 +67,20 @@ def search(tuner):
     )
 
 
-def check_best_trial(tuner, model_hp):
-    best_hp = tuner.get_best_hyperparameters(1)[0]
-    rebuilt = model_hp.build(best_hp)
-    best_model = tuner.get_best_models(1)[0]
+def check_built_from(model, hp):
+    """`model` is the pretrainer of `hp`: its tuned arguments and its
+    optimizer's."""
     for name in TUNED:
-        assert getattr(rebuilt, name) == best_hp.get(name), name
-        assert best_model.get_config()[name] == best_hp.get(name), name
-    learning_rate = keras.ops.convert_to_numpy(rebuilt.optimizer.learning_rate)
-    np.testing.assert_allclose(learning_rate, best_hp.get("learning_rate"),
+        assert getattr(model, name) == model.get_config()[name] == hp.get(
+            name
+        ), name
+    learning_rate = keras.ops.convert_to_numpy(model.optimizer.learning_rate)
+    np.testing.assert_allclose(learning_rate, hp.get("learning_rate"),
                                rtol=1e-6)
-    np.testing.assert_allclose(rebuilt.optimizer.weight_decay,
-                               best_hp.get("weight_decay"), rtol=1e-6)
-    assert isinstance(rebuilt.optimizer, keras.optimizers.SGD)
-    assert rebuilt.optimizer.nesterov
+    np.testing.assert_allclose(model.optimizer.weight_decay,
+                               hp.get("weight_decay"), rtol=1e-6)
+    assert isinstance(model.optimizer, keras.optimizers.SGD)
+    assert model.optimizer.nesterov
 
 
 def test_search_best_hyperparameters_rebuild_the_best_model(tmp_path):
@@ -91,37 +91,48 @@ def test_search_best_hyperparameters_rebuild_the_best_model(tmp_path):
     )
     search(tuner)
     assert len(tuner.oracle.trials) == 2
-    check_best_trial(tuner, model_hp)
+    best_hp = tuner.get_best_hyperparameters(1)[0]
+    check_built_from(model_hp.build(best_hp), best_hp)
+    check_built_from(tuner.get_best_models(1)[0], best_hp)
 
 
-def test_search_under_mirrored_strategy(tmp_path):
-    strategy = two_cpu_strategy()
-    model_hp = hypermodel()
-    # One trial: comparing trials is the test above's; eager steps under
-    # MirroredStrategy cost seconds each.
-    tuner = random_search(
-        model_hp, selfie_objective("val_loss"), tmp_path, max_trials=1,
-        distribution_strategy=strategy, seed=1,
-    )
-    search(tuner)
-    assert len(tuner.oracle.trials) == 1
-    best_trial = tuner.oracle.get_best_trials(1)[0]
-    assert np.isfinite(best_trial.score)
-    check_best_trial(tuner, model_hp)
+class Probe(keras.callbacks.Callback):
+    """Logs the trial model's `num_layers` as `val_probe`."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_probe"] = float(self.model.num_layers)
 
 
-def test_callbacks_hook_feeds_an_objective(tmp_path):
-    class Probe(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            logs["val_probe"] = float(self.model.num_layers)
-
+@pytest.fixture(scope="module")
+def mirrored_search(tmp_path_factory):
+    """A search under `MirroredStrategy` whose objective is what one of the
+    hypermodel's callbacks logs (`Probe`). One trial: comparing trials is
+    the test above's; eager steps under MirroredStrategy cost seconds
+    each."""
     tuner = random_search(
         hypermodel(callbacks=lambda hp, model: [Probe()]),
-        keras_tuner.Objective("val_probe", direction="max"), tmp_path,
-        max_trials=1,
+        keras_tuner.Objective("val_probe", direction="max"),
+        tmp_path_factory.mktemp("mirrored_search"), max_trials=1,
+        distribution_strategy=two_cpu_strategy(), seed=1,
     )
     search(tuner)
-    trial = tuner.oracle.get_best_trials(1)[0]
+    return tuner
+
+
+def test_search_under_mirrored_strategy(mirrored_search):
+    tuner = mirrored_search
+    assert len(tuner.oracle.trials) == 1
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    assert np.isfinite(best_trial.metrics.get_last_value("val_loss"))
+    # The best model, built and loaded under the strategy. (Rebuilding it
+    # from the hyperparameters is the test above's.)
+    check_built_from(
+        tuner.get_best_models(1)[0], tuner.get_best_hyperparameters(1)[0]
+    )
+
+
+def test_callbacks_hook_feeds_an_objective(mirrored_search):
+    trial = mirrored_search.oracle.get_best_trials(1)[0]
     assert trial.score == trial.hyperparameters.get("num_layers")
 
 
