@@ -241,7 +241,7 @@ def test_knn_monitor_logs_the_knn_accuracy_of_the_model(capsys):
     monitor = KNNMonitor((images, labels), test, k=3, temperature=0.5)
     recompute = RecomputeKNN((images, labels), test, k=3, temperature=0.5)
     history = model.fit(
-        images[:8], epochs=2, batch_size=4, callbacks=[monitor, recompute],
+        images[:4], epochs=2, batch_size=4, callbacks=[monitor, recompute],
         verbose=2,
     )
     accuracies = history.history["knn_accuracy"]
