@@ -8,8 +8,10 @@ reference with the same global batches. Either way it
 
 1. records which examples of an indexed dataset this worker reads in one
    shuffled epoch of `data.distributed_dataset`;
-2. pretrains a float64 `SelfiePretrainer` of the given configuration for 2
-   epochs of one step on 8 images (a global batch);
+2. pretrains a float64 `SelfiePretrainer` of the given configuration, on
+   `shallow_patch_network` (the all-reduces and the sharding are what is
+   checked, not P's depth), for 2 epochs of one step on 8 images (a global
+   batch);
 
 and writes the indices, the per-step losses and the weights to OUTPUT.npz.
 """
@@ -92,7 +94,9 @@ def main(output_path, config):
         )
     # Tracing the step would cost more than the 2 steps themselves (one
     # per epoch: the second iterates the sharded dataset again).
-    model = seeded_pretrainer(config, strategy, run_eagerly=True)
+    model = seeded_pretrainer(
+        config, strategy, run_eagerly=True, shallow=True
+    )
     initial = [v.numpy() for v in model.weights]
     losses, weights = fit_and_record(model, train, epochs=2)
     np.savez(
