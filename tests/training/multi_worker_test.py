@@ -1,12 +1,12 @@
 """`MultiWorkerMirroredStrategy`: two workers train as one.
 
 Two worker processes on 127.0.0.1 (`multi_worker_worker.py`, with
-`TF_CONFIG` naming free ports) and one single-worker reference with the same
-global batches run at the same time, each pretraining on the shallow P
-(`seeded_run.shallow_patch_network`); each writes what it read, its losses
-and its weights. The workers must end with the same weights as each other
-and as the reference (float64, so only reordered sums differ), and each
-must have read its own half of the data.
+`TF_CONFIG` naming free ports) pretrain on the shallow P
+(`seeded_run.shallow_patch_network`); the second then runs a
+single-worker reference with the same global batches. Each run writes what
+it read, its losses and its weights. The workers must end with the same
+weights as each other and as the reference (float64, so only reordered
+sums differ), and each must have read its own half of the data.
 """
 
 import json
@@ -28,11 +28,14 @@ def runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("multi_worker")
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     config = json.dumps(TINY)
+    # The second worker also writes the reference.
+    reference = [[], [folder / "reference.npz"]]
     processes = {
         f"worker{i}": launch(
             WORKER,
             folder / f"worker{i}.npz",
             config,
+            *reference[i],
             tf_config={
                 "cluster": cluster,
                 "task": {"type": "worker", "index": i},
@@ -40,10 +43,10 @@ def runs(tmp_path_factory):
         )
         for i in range(2)
     }
-    processes["reference"] = launch(WORKER, folder / "reference.npz", config)
     wait_all(processes)
     return {
-        name: dict(np.load(folder / f"{name}.npz")) for name in processes
+        name: dict(np.load(folder / f"{name}.npz"))
+        for name in ("worker0", "worker1", "reference")
     }
 
 

@@ -1,10 +1,13 @@
 """One worker of the multi-worker test (`multi_worker_test.py`).
 
-    python multi_worker_worker.py OUTPUT.npz '{"image_size": 32, ...}'
+    python multi_worker_worker.py OUTPUT.npz '{"image_size": 32, ...}' \
+        [REFERENCE.npz]
 
 Run with `TF_CONFIG` set, it is one worker of a
 `MultiWorkerMirroredStrategy` cluster; run without, it is the single-worker
-reference with the same global batches. Either way it
+reference with the same global batches. Given REFERENCE.npz, the worker
+then runs the reference too, in the same process (one interpreter less to
+start; its results equal a fresh process' bit for bit). Each run
 
 1. records which examples of an indexed dataset this worker reads in one
    shuffled epoch of `data.distributed_dataset`;
@@ -13,7 +16,8 @@ reference with the same global batches. Either way it
    checked, not P's depth), for 2 epochs of one step on 8 images (a global
    batch);
 
-and writes the indices, the per-step losses and the weights to OUTPUT.npz.
+and writes the indices, the per-step losses and the weights to OUTPUT.npz
+(the reference to REFERENCE.npz).
 """
 
 import json
@@ -73,8 +77,7 @@ def seen_indices(strategy):
     ).astype("int64")
 
 
-def main(output_path, config):
-    multi_worker = bool(os.environ.get("TF_CONFIG"))
+def main(output_path, config, multi_worker):
     strategy = get_strategy("multi_worker" if multi_worker else "default")
     images = random_images(NUM_IMAGES)
     if multi_worker:
@@ -111,4 +114,7 @@ def main(output_path, config):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], json.loads(sys.argv[2]))
+    config = json.loads(sys.argv[2])
+    main(sys.argv[1], config, multi_worker=bool(os.environ.get("TF_CONFIG")))
+    for reference_path in sys.argv[3:]:
+        main(reference_path, config, multi_worker=False)
