@@ -91,10 +91,17 @@ def load_pretrainer(path):
     return keras.models.load_model(path)
 
 
-def test_pretrain_writes_model_history_and_curves(pretrained_run):
+@pytest.fixture(scope="module")
+def pretrainer(pretrained_run):
+    """The uninterrupted run's pretrainer, loaded once for the tests that
+    read it (none changes it)."""
+    output_dir, _ = pretrained_run
+    return load_pretrainer(output_dir / "selfie_pretrainer.keras")
+
+
+def test_pretrain_writes_model_history_and_curves(pretrained_run, pretrainer):
     output_dir, stdout = pretrained_run
     assert "Starting a new run" in stdout
-    pretrainer = load_pretrainer(output_dir / "selfie_pretrainer.keras")
     assert isinstance(pretrainer, keras_selfie.SelfiePretrainer)
     for key, value in TINY.items():
         expected = (value, value) if key == "image_size" else value
@@ -120,7 +127,7 @@ def test_pretrain_writes_model_history_and_curves(pretrained_run):
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(
-    image_folder, pretrained_run, tmp_path
+    image_folder, pretrained_run, pretrainer, tmp_path
 ):
     """Killed inside epoch 2, the rerun resumes there and ends bit-equal.
 
@@ -161,9 +168,8 @@ def test_resume_after_sigkill_matches_uninterrupted_run(
     lines = (tmp_path / "history.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in lines[1:]] == ["0", "1", "2"]
     resumed = load_pretrainer(tmp_path / "selfie_pretrainer.keras")
-    reference = load_pretrainer(reference_dir / "selfie_pretrainer.keras")
     assert int(resumed.optimizer.iterations.numpy()) == EPOCHS * STEPS
-    for ours, theirs in zip(resumed.weights, reference.weights):
+    for ours, theirs in zip(resumed.weights, pretrainer.weights):
         np.testing.assert_array_equal(
             ours.numpy(), theirs.numpy(), err_msg=ours.path
         )
@@ -222,8 +228,9 @@ def test_evaluate_writes_knn_and_probe_accuracy(image_folder, pretrained_run,
     assert f"knn accuracy: {results['knn_accuracy']:.4f}" in stdout
 
 
-def test_export_resnet50_holds_the_patch_network_weights(pretrained_run,
-                                                         tmp_path, capsys):
+def test_export_resnet50_holds_the_patch_network_weights(
+    pretrained_run, pretrainer, tmp_path, capsys
+):
     output_dir, _ = pretrained_run
     output = tmp_path / "resnet.keras"
     run_main(
@@ -232,7 +239,6 @@ def test_export_resnet50_holds_the_patch_network_weights(pretrained_run,
         "--what", "resnet50", "--classes", 7, "--output", output,
     )
     resnet = keras.models.load_model(output)
-    pretrainer = load_pretrainer(output_dir / "selfie_pretrainer.keras")
     assert resnet.output_shape == (None, 7)
     copied = 0
     for layer in pretrainer.patch_network.layers:
@@ -258,11 +264,9 @@ def exported_patch_network(pretrained_run, tmp_path_factory):
 
 
 def test_export_patch_network_computes_the_pretrainer_s_features(
-    pretrained_run, exported_patch_network
+    pretrainer, exported_patch_network
 ):
-    output_dir, _ = pretrained_run
     network = keras.models.load_model(exported_patch_network)
-    pretrainer = load_pretrainer(output_dir / "selfie_pretrainer.keras")
     assert network.output_shape == (None, 128)
     images = np.random.default_rng(1).integers(
         0, 256, (2, 32, 32, 3), dtype=np.uint8

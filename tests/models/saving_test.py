@@ -1,4 +1,8 @@
-"""Saving a trained `SelfiePretrainer` and loading it in a fresh process."""
+"""Saving a trained `SelfiePretrainer` and loading it in a fresh process.
+
+The fresh process also loads a preset folder (`save_to_preset`,
+`from_preset`): each new interpreter's imports cost seconds.
+"""
 
 import json
 import os
@@ -60,10 +64,24 @@ LOAD_SCRIPT = textwrap.dedent(
         with open(report_path, "w") as f:
             json.dump(report, f)
 
+    def check_preset(preset_dir, inputs_path, outputs_path):
+        model = keras_selfie.SelfiePretrainer.from_preset(preset_dir)
+        inputs = np.load(inputs_path)
+        outputs = model(
+            inputs["images"],
+            decoder_positions=inputs["positions"],
+            training=False,
+        )
+        np.savez(outputs_path, **{
+            key: keras.ops.convert_to_numpy(outputs[key])
+            for key in ("logits", "queries", "targets")
+        })
+
     # One process loads every model: a fresh interpreter's imports cost
     # seconds, and each model's registration must come from the import.
     for job in json.loads(sys.argv[1]):
         check(*job)
+    check_preset(*json.loads(sys.argv[2]))
     """
 )
 
@@ -74,11 +92,12 @@ def _np(x):
     return keras.ops.convert_to_numpy(x)
 
 
-def _run_fresh_python(jobs):
+def _run_fresh_python(jobs, preset_job):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     jobs = json.dumps([[str(path) for path in job] for job in jobs])
+    preset_job = json.dumps([str(path) for path in preset_job])
     result = subprocess.run(
-        [sys.executable, "-c", LOAD_SCRIPT, jobs],
+        [sys.executable, "-c", LOAD_SCRIPT, jobs, preset_job],
         capture_output=True,
         text=True,
         env=env,
@@ -99,9 +118,34 @@ FORMULATIONS = [
 
 
 @pytest.fixture(scope="module")
-def saved_all(tmp_path_factory):
-    """Tiny pretrainers of every formulation after two steps, saved, and
-    loaded in one fresh process."""
+def saved_preset(tmp_path_factory):
+    """A tiny pretrainer with trained-like weights, saved as a preset folder,
+    and its outputs; `saved_all`'s fresh process loads it."""
+    tmp_path = tmp_path_factory.mktemp("preset")
+    pretrainer = keras_selfie.SelfiePretrainer.from_preset("tiny", seed=5)
+    # Weights that differ from a fresh model of the same seed.
+    for weight in pretrainer.trainable_weights[-4:]:
+        weight.assign(weight + 0.5)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    positions = np.array([[1, 4, 7, 10], [0, 2, 8, 15], [3, 6, 9, 12]],
+                         dtype="int32")
+    expected = pretrainer(images, decoder_positions=positions, training=False)
+    preset_dir = tmp_path / "preset"
+    pretrainer.save_to_preset(preset_dir)
+    np.savez(tmp_path / "inputs.npz", images=images, positions=positions)
+    return dict(
+        pretrainer=pretrainer,
+        preset_dir=preset_dir,
+        expected={key: _np(expected[key]) for key in KEYS},
+        job=[preset_dir, tmp_path / "inputs.npz", tmp_path / "outputs.npz"],
+    )
+
+
+@pytest.fixture(scope="module")
+def saved_all(tmp_path_factory, saved_preset):
+    """Tiny pretrainers of every formulation after one step, saved, and
+    loaded in one fresh process (with `saved_preset`)."""
     tmp_path = tmp_path_factory.mktemp("saving")
     runs, jobs = [], []
     for index, formulation in enumerate(FORMULATIONS):
@@ -116,7 +160,7 @@ def saved_all(tmp_path_factory):
             optimizer=keras.optimizers.Adam(learning_rate=2e-3),
             run_eagerly=True,
         )
-        train = rng.uniform(size=(8, 32, 32, 3)).astype("float32")
+        train = rng.uniform(size=(4, 32, 32, 3)).astype("float32")
         pretrainer.fit(train, batch_size=4, epochs=1, verbose=0)
         model_path = tmp_path / f"selfie_{index}.keras"
         pretrainer.save(model_path)
@@ -134,7 +178,7 @@ def saved_all(tmp_path_factory):
                tmp_path / f"report_{index}.json"]
         jobs.append(job)
         runs.append((pretrainer, {key: _np(outputs[key]) for key in KEYS}))
-    _run_fresh_python(jobs)
+    _run_fresh_python(jobs, saved_preset["job"])
     results = []
     for (pretrainer, expected), job in zip(runs, jobs):
         with open(job[3]) as f:
@@ -193,8 +237,8 @@ def test_same_config_after_loading(saved):
 
 def test_optimizer_state_is_restored(saved):
     pretrainer = saved["pretrainer"]
-    assert int(_np(pretrainer.optimizer.iterations)) == 2
-    assert saved["report"]["iterations"] == 2
+    assert int(_np(pretrainer.optimizer.iterations)) == 1
+    assert saved["report"]["iterations"] == 1
     assert saved["report"]["optimizer_paths"] == [
         v.path for v in pretrainer.optimizer.variables
     ]
@@ -205,16 +249,36 @@ def test_optimizer_state_is_restored(saved):
             saved["actual"][f"optimizer_{i}"], value, err_msg=variable.path
         )
         moments += int(np.any(value != 0))
-    # Adam's moments are not zero after two steps.
+    # Adam's moments are not zero after a step.
     assert moments > len(pretrainer.trainable_weights)
 
 
 def test_training_continues_after_loading(saved):
     report = saved["report"]
-    assert report["iterations_after_fit"] == 3
+    assert report["iterations_after_fit"] == 2
     assert sorted(report["history"]) == ["loss", "patch_accuracy"]
     (loss,) = report["history"]["loss"]
     assert np.isfinite(loss) and loss > 0.0
+
+
+def test_saved_preset_predicts_identically_in_a_fresh_process(
+    saved_preset, saved_all
+):
+    pretrainer = saved_preset["pretrainer"]
+    metadata = json.loads(
+        (saved_preset["preset_dir"] / "metadata.json").read_text()
+    )
+    assert metadata["keras_selfie_version"] == keras_selfie.__version__
+    assert metadata["parameter_count"] == pretrainer.count_params()
+    assert {"keras_version", "tensorflow_version", "date_saved"} <= set(
+        metadata
+    )
+    # `saved_all`'s fresh process wrote what the loaded preset computed.
+    loaded = np.load(saved_preset["job"][2])
+    for key in KEYS:
+        np.testing.assert_array_equal(
+            loaded[key], saved_preset["expected"][key]
+        )
 
 
 def test_get_config_from_config_round_trip(tiny_config):

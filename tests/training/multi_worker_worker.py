@@ -1,17 +1,23 @@
 """One worker of the multi-worker test (`multi_worker_test.py`).
 
-    python multi_worker_worker.py OUTPUT.npz '{"image_size": 32, ...}'
+    python multi_worker_worker.py OUTPUT.npz '{"image_size": 32, ...}' \
+        [REFERENCE.npz]
 
 Run with `TF_CONFIG` set, it is one worker of a
 `MultiWorkerMirroredStrategy` cluster; run without, it is the single-worker
-reference with the same global batches. Either way it
+reference with the same global batches. Given REFERENCE.npz, the worker
+then runs the reference too, in the same process (one interpreter less to
+start; its results equal a fresh process' bit for bit). Each run
 
 1. records which examples of an indexed dataset this worker reads in one
    shuffled epoch of `data.distributed_dataset`;
-2. pretrains a float64 `SelfiePretrainer` of the given configuration for 2
-   epochs of one step on 8 images (a global batch);
+2. pretrains a float64 `SelfiePretrainer` of the given configuration, on
+   `shallow_patch_network` (the all-reduces and the sharding are what is
+   checked, not P's depth), for 2 epochs of one step on 8 images (a global
+   batch);
 
-and writes the indices, the per-step losses and the weights to OUTPUT.npz.
+and writes the indices, the per-step losses and the weights to OUTPUT.npz
+(the reference to REFERENCE.npz).
 """
 
 import json
@@ -71,8 +77,7 @@ def seen_indices(strategy):
     ).astype("int64")
 
 
-def main(output_path, config):
-    multi_worker = bool(os.environ.get("TF_CONFIG"))
+def main(output_path, config, multi_worker):
     strategy = get_strategy("multi_worker" if multi_worker else "default")
     images = random_images(NUM_IMAGES)
     if multi_worker:
@@ -92,7 +97,9 @@ def main(output_path, config):
         )
     # Tracing the step would cost more than the 2 steps themselves (one
     # per epoch: the second iterates the sharded dataset again).
-    model = seeded_pretrainer(config, strategy, run_eagerly=True)
+    model = seeded_pretrainer(
+        config, strategy, run_eagerly=True, shallow=True
+    )
     initial = [v.numpy() for v in model.weights]
     losses, weights = fit_and_record(model, train, epochs=2)
     np.savez(
@@ -107,4 +114,7 @@ def main(output_path, config):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], json.loads(sys.argv[2]))
+    config = json.loads(sys.argv[2])
+    main(sys.argv[1], config, multi_worker=bool(os.environ.get("TF_CONFIG")))
+    for reference_path in sys.argv[3:]:
+        main(reference_path, config, multi_worker=False)
