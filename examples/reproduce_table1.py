@@ -20,7 +20,7 @@
 
     python examples/reproduce_table1.py --preset cpu        # ~1 h, 2 cores
     python examples/reproduce_table1.py --preset paper_cifar10  # GPU/TPU
-    python examples/reproduce_table1.py --smoke             # ~1-2 min
+    python examples/reproduce_table1.py --smoke             # ~1 min
 
 Every preset value can be overridden by its flag. Budgets are in steps
 (`--*-steps-per-epoch`), so the running time is predictable.
