@@ -20,7 +20,7 @@
 
     python examples/reproduce_table1.py --preset cpu        # ~1 h, 2 cores
     python examples/reproduce_table1.py --preset paper_cifar10  # GPU/TPU
-    python examples/reproduce_table1.py --smoke             # ~1-2 min
+    python examples/reproduce_table1.py --smoke             # ~1 min
 
 Every preset value can be overridden by its flag. Budgets are in steps
 (`--*-steps-per-epoch`), so the running time is predictable.
@@ -220,9 +220,11 @@ def build_pretrainer(args):
     )
 
 
-def pretrain(args, knn_train, knn_test, run_dir):
+def pretrain(args, pretrainer, knn_train, knn_test, run_dir):
     """Pretrains, backing up every epoch to `run_dir`: a killed run resumes
-    at its last completed epoch, with the batches it would have had."""
+    at its last completed epoch, with the batches it would have had. The
+    trained weights are copied into `pretrainer` (a fresh model of the same
+    configuration), which is returned."""
     run = training.run_pretraining(
         data.load_tfds("cifar10", "train", data_dir=args.data_dir),
         run_dir,
@@ -254,7 +256,6 @@ def pretrain(args, knn_train, knn_test, run_dir):
     done = run.resumed_at_epoch
     # The weights without the optimizer's state (`save_weights` of a
     # compiled model keeps it, doubling the file).
-    pretrainer = build_pretrainer(args)
     pretrainer.set_weights(run.pretrainer.get_weights())
     return pretrainer, {
         "steps": run.steps,
@@ -402,9 +403,7 @@ def main(argv=None):
     knn_test = labeled(f"test[:{args.knn_test_images}]")
     probe_train = labeled(f"train[:{args.probe_train_images}]")
 
-    # 1. Pretraining, and the random-P baseline (same config and seed: the
-    # pretrained model's own initial weights).
-    random_pretrainer = build_pretrainer(args)
+    # 1. Pretraining.
     pretrainer = build_pretrainer(args)
     weights_path = output_dir / "selfie_pretrainer.weights.h5"
     print(f"  formulation: {pretrainer.formulation}")
@@ -429,7 +428,7 @@ def main(argv=None):
         print("\n== 1. Selfie pretraining on the unlabeled CIFAR-10 train "
               "split")
         pretrainer, progress["pretraining"] = pretrain(
-            args, knn_train, knn_test, output_dir / "pretraining"
+            args, pretrainer, knn_train, knn_test, output_dir / "pretraining"
         )
     pretraining = progress["pretraining"]
     pretraining["formulation"] = pretrainer.formulation
@@ -442,23 +441,24 @@ def main(argv=None):
         pretrainer.save_weights(weights_path)
     checkpoint()
 
-    # 2. Frozen features: pretrained vs. random P.
+    # 2. Frozen features: pretrained vs. random P (same config and seed: the
+    # pretrained model's own initial weights), built only if a stage is left.
     print("\n== 2. Frozen features of P (kNN, linear probe, feature health, "
           f"context gain) on {test_split}")
+    if not {"frozen_features", "patch_views"} <= progress.keys():
+        models = {"pretrained": pretrainer, "random": build_pretrainer(args)}
     if "frozen_features" not in progress:
         progress["frozen_features"] = frozen_evaluation(
             args,
-            {"pretrained": pretrainer, "random": random_pretrainer},
+            models,
             probe_train,
             test,
             data.load_tfds("cifar10", test_split, data_dir=args.data_dir),
         )
         checkpoint()
     if "patch_views" not in progress:
-        progress["patch_views"] = patch_views(
-            args, {"pretrained": pretrainer, "random": random_pretrainer},
-            probe_train, test,
-        )
+        progress["patch_views"] = patch_views(args, models, probe_train,
+                                              test)
         checkpoint()
     frozen = progress["frozen_features"]
     for name, values in progress["patch_views"].items():
