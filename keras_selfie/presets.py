@@ -85,8 +85,8 @@ PRESETS = {
         ),
         # At these sizes a stage's cost is mostly fixed (building models,
         # tracing, eager calls), so the images are few; two epochs and two
-        # fractions keep a curve and a table of rows. kNN's k = 20 needs
-        # more train images than that.
+        # fractions keep a curve and a table of rows; kNN's k = 20 needs
+        # more than 20 train images, and 128 is enough.
         pretraining=dict(
             epochs=2,
             steps_per_epoch=2,
